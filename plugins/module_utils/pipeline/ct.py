@@ -1,0 +1,237 @@
+# Copyright: (c) 2026, ResearchOps developers
+# Apache License 2.0 (see LICENSE)
+"""CT stage: WorkflowTemplate <name>-ct. Checkout -> fetch the dataset version from S3 ->
+train on a GPU node -> evaluate and gate on the metric -> store model, metrics and
+lineage under s3://<models bucket>/<name>/<model version>/."""
+
+from __future__ import annotations
+
+from .ci import WORKSPACE, checkout_template, repo_file, workspace_claim
+
+GPU_LABEL = "nvidia.com/gpu.present"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_RUNTIME_CLASS = "nvidia"
+
+S3_PREAMBLE = r"""set -eu
+export HOME=/tmp
+aws configure set default.s3.addressing_style path
+s3() { aws --endpoint-url "$S3_ENDPOINT" s3 "$@"; }
+"""
+
+FETCH_SCRIPT = S3_PREAMBLE + r"""SRC="s3://$BUCKET/$DATASET/$DATA_VERSION/"
+mkdir -p /work/data
+s3 sync --only-show-errors "$SRC" /work/data/
+COUNT=$(find /work/data -type f | wc -l)
+if [ "$COUNT" -eq 0 ]; then
+  echo "dataset $DATASET version $DATA_VERSION is missing or empty: no objects under $SRC" >&2
+  exit 1
+fi
+echo "fetched $COUNT file(s) of dataset $DATASET version $DATA_VERSION from $SRC"
+"""
+
+# Threshold precedence: -p threshold=<x> on the workflow, else the params file's
+# `threshold`, else the spec's ct.threshold. The evaluate script exits non-zero with
+# "<metric> <value> below threshold <x>" when the gate fails; the check below repeats the
+# comparison on the metrics file so that a script that forgets to fail cannot deploy.
+EVALUATE_SCRIPT = r"""set -eu
+THRESHOLD=$THRESHOLD_OVERRIDE
+if [ -z "$THRESHOLD" ]; then
+  THRESHOLD=$(python -c 'import sys, yaml
+with open(sys.argv[1]) as handle:
+    data = yaml.safe_load(handle) or {}
+print(data.get("threshold", sys.argv[2]))' "$PARAMS_FILE" "$SPEC_THRESHOLD")
+fi
+export THRESHOLD
+python "$EVALUATE" --params "$PARAMS_FILE" --data-dir /work/data --model-dir /work/model \
+  --metrics-out /work/metrics.json --threshold "$THRESHOLD"
+python -c 'import json, os, sys
+with open("/work/metrics.json") as handle:
+    metrics = json.load(handle)
+metric, threshold = os.environ["METRIC"], float(os.environ["THRESHOLD"])
+if metrics.get("metric") != metric:
+    sys.exit("evaluate reported metric %r, the pipeline gates on %r" % (metrics.get("metric"), metric))
+value = float(metrics["value"])
+if value < threshold or metrics.get("passed") is False:
+    sys.exit("%s %s below threshold %s: model not stored, nothing deployed" % (metric, value, threshold))
+lineage = {
+    "pipeline": os.environ["PIPELINE"],
+    "model_version": os.environ["VERSION"],
+    "model_uri": os.environ["MODEL_URI"],
+    "code_sha": os.environ["CODE_SHA"],
+    "git_ref": os.environ["GIT_REF"],
+    "repo_url": os.environ["REPO_URL"],
+    "dataset": os.environ["DATASET"],
+    "data_version": os.environ["DATA_VERSION"],
+    "image": os.environ["IMAGE"],
+    "metrics": dict(metrics, threshold=threshold, passed=True),
+    "created_by": {"workflow": os.environ["WORKFLOW_NAME"], "uid": os.environ["WORKFLOW_UID"],
+                   "namespace": os.environ["WORKFLOW_NAMESPACE"]},
+    "created_at": os.environ["CREATED_AT"],
+}
+with open("/work/lineage.json", "w") as handle:
+    json.dump(lineage, handle, indent=2, sort_keys=True)
+print("%s %s >= threshold %s: gate passed for model version %s" % (metric, value, threshold, os.environ["VERSION"]))'
+"""
+
+STORE_SCRIPT = S3_PREAMBLE + r"""DEST="$MODEL_URI"
+s3 sync --only-show-errors --delete /work/model/ "$DEST/model/"
+s3 cp --only-show-errors /work/metrics.json "$DEST/metrics.json"
+# lineage.json last: its presence marks a complete model version for CD.
+s3 cp --only-show-errors /work/lineage.json "$DEST/lineage.json"
+echo "stored model version $VERSION at $DEST/"
+"""
+
+
+def s3_env(pipeline):
+    return [
+        {"name": "S3_ENDPOINT", "value": pipeline.platform["s3_endpoint"]},
+        {"name": "AWS_DEFAULT_REGION", "value": pipeline.platform["s3_region"]},
+    ]
+
+
+def s3_env_from(pipeline):
+    return [{"secretRef": {"name": pipeline.platform["s3_credentials_secret"]}}]
+
+
+def ct_workflow_template(pipeline):
+    spec = pipeline.spec
+    ct = spec["ct"]
+    platform = pipeline.platform
+    params_file = "/work/src/" + repo_file(pipeline, spec["repo"]["params_file"])
+    image = f"{pipeline.image_repository}:{{{{inputs.parameters.commit-sha}}}}"
+    model_uri = f"{pipeline.models_prefix}/{{{{inputs.parameters.version}}}}"
+    checkout_args = [
+        {"name": "revision", "value": "{{workflow.parameters.revision}}"},
+        {"name": "ref", "value": "{{workflow.parameters.ref}}"},
+    ]
+
+    def from_checkout(*names):
+        return {"parameters": [
+            {"name": name, "value": f"{{{{steps.checkout.outputs.parameters.{name}}}}}"} for name in names]}
+
+    user_env = [{"name": item["name"], "value": item["value"]} for item in ct["env"]]
+    mounts = [{"name": "workspace", "mountPath": WORKSPACE}]
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTemplate",
+        "metadata": pipeline.meta(pipeline.template("ct"), "ct"),
+        "spec": {
+            "entrypoint": "ct",
+            "serviceAccountName": pipeline.sa("ct"),
+            "activeDeadlineSeconds": ct["timeout"],
+            "workflowMetadata": {"labels": pipeline.labels("ct")},
+            "arguments": {"parameters": [
+                {"name": "revision", "description": "Commit SHA or git tag to train (its image must have been built by CI)."},
+                {"name": "ref", "value": "", "description": "Full git ref; set by the CI -> CT sensor, empty for manual runs."},
+                {"name": "data-version", "value": ct["dataset"]["version"],
+                 "description": f"Version of dataset {ct['dataset']['name']} to train on."},
+                {"name": "threshold", "value": "",
+                 "description": "Gate threshold override; empty: the params file's threshold, else the spec's."},
+            ]},
+            # The workspace volume is node-local (ReadWriteOnce): every step of the run stays
+            # on GPU nodes so that the training step can mount it.
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": GPU_LABEL, "operator": "In", "values": ["true"]}]}]}}},
+            "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+            "imagePullSecrets": [{"name": platform["registry_push_secret"]}],
+            "volumeClaimTemplates": [workspace_claim(ct["workspace_size"])],
+            "templates": [
+                {"name": "ct", "steps": [
+                    [{"name": "checkout", "template": "checkout", "arguments": {"parameters": checkout_args}}],
+                    [{"name": "fetch-data", "template": "fetch-data"}],
+                    [{"name": "train", "template": "train", "arguments": from_checkout("commit-sha")}],
+                    [{"name": "evaluate", "template": "evaluate",
+                      "arguments": from_checkout("commit-sha", "git-ref", "version")}],
+                    [{"name": "store", "template": "store", "arguments": from_checkout("version")}],
+                ]},
+                checkout_template(pipeline, "checkout", [params_file],
+                                  {"commit-sha": "commit-sha", "git-ref": "git-ref", "version": "model-version"}),
+                {
+                    "name": "fetch-data",
+                    "container": {
+                        "name": "main",
+                        "image": pipeline.images["awscli"],
+                        "command": ["/bin/sh", "-c", FETCH_SCRIPT],
+                        "env": s3_env(pipeline) + [
+                            {"name": "BUCKET", "value": platform["datasets_bucket"]},
+                            {"name": "DATASET", "value": ct["dataset"]["name"]},
+                            {"name": "DATA_VERSION", "value": "{{workflow.parameters.data-version}}"},
+                        ],
+                        "envFrom": s3_env_from(pipeline),
+                        "volumeMounts": mounts,
+                        "terminationMessagePolicy": "FallbackToLogsOnError",
+                    },
+                },
+                {
+                    "name": "train",
+                    "inputs": {"parameters": [{"name": "commit-sha"}]},
+                    "podSpecPatch": '{"runtimeClassName": "%s"}' % GPU_RUNTIME_CLASS,
+                    "container": {
+                        "name": "main",
+                        "image": image,
+                        "command": ["python", ct["train_script"], "--params", params_file,
+                                    "--data-dir", "/work/data", "--model-dir", "/work/model"],
+                        "env": user_env,
+                        "volumeMounts": mounts,
+                        "resources": {
+                            "requests": {"cpu": ct["resources"]["cpu"], "memory": ct["resources"]["memory"]},
+                            "limits": {GPU_RESOURCE: ct["gpu"]["count"]},
+                        },
+                        "terminationMessagePolicy": "FallbackToLogsOnError",
+                    },
+                },
+                {
+                    "name": "evaluate",
+                    "inputs": {"parameters": [{"name": "commit-sha"}, {"name": "git-ref"}, {"name": "version"}]},
+                    "outputs": {"parameters": [
+                        {"name": "metrics", "globalName": "metrics", "valueFrom": {"path": "/work/metrics.json"}}]},
+                    "container": {
+                        "name": "main",
+                        "image": image,
+                        "command": ["/bin/sh", "-c", EVALUATE_SCRIPT],
+                        "env": user_env + [
+                            {"name": "EVALUATE", "value": ct["evaluate_script"]},
+                            {"name": "PARAMS_FILE", "value": params_file},
+                            {"name": "METRIC", "value": ct["metric"]},
+                            {"name": "SPEC_THRESHOLD", "value": str(ct["threshold"])},
+                            {"name": "THRESHOLD_OVERRIDE", "value": "{{workflow.parameters.threshold}}"},
+                            {"name": "PIPELINE", "value": pipeline.name},
+                            {"name": "VERSION", "value": "{{inputs.parameters.version}}"},
+                            {"name": "MODEL_URI", "value": model_uri},
+                            {"name": "CODE_SHA", "value": "{{inputs.parameters.commit-sha}}"},
+                            {"name": "GIT_REF", "value": "{{inputs.parameters.git-ref}}"},
+                            {"name": "REPO_URL", "value": spec["repo"]["url"]},
+                            {"name": "DATASET", "value": ct["dataset"]["name"]},
+                            {"name": "DATA_VERSION", "value": "{{workflow.parameters.data-version}}"},
+                            {"name": "IMAGE", "value": image},
+                            {"name": "WORKFLOW_NAME", "value": "{{workflow.name}}"},
+                            {"name": "WORKFLOW_UID", "value": "{{workflow.uid}}"},
+                            {"name": "WORKFLOW_NAMESPACE", "value": "{{workflow.namespace}}"},
+                            {"name": "CREATED_AT", "value": "{{workflow.creationTimestamp}}"},
+                        ],
+                        "volumeMounts": mounts,
+                        "resources": {"requests": {"cpu": ct["resources"]["cpu"], "memory": ct["resources"]["memory"]}},
+                        "terminationMessagePolicy": "FallbackToLogsOnError",
+                    },
+                },
+                {
+                    "name": "store",
+                    "inputs": {"parameters": [{"name": "version"}]},
+                    "outputs": {"parameters": [
+                        {"name": "model-uri", "globalName": "model-uri", "value": model_uri}]},
+                    "container": {
+                        "name": "main",
+                        "image": pipeline.images["awscli"],
+                        "command": ["/bin/sh", "-c", STORE_SCRIPT],
+                        "env": s3_env(pipeline) + [
+                            {"name": "MODEL_URI", "value": model_uri},
+                            {"name": "VERSION", "value": "{{inputs.parameters.version}}"},
+                        ],
+                        "envFrom": s3_env_from(pipeline),
+                        "volumeMounts": mounts,
+                        "terminationMessagePolicy": "FallbackToLogsOnError",
+                    },
+                },
+            ],
+        },
+    }
