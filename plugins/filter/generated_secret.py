@@ -13,7 +13,7 @@ description:
     involved, a ConfigMap holding the script, a Job) that create Secret O(_input) in
     O(namespace) with a random value for each of O(keys), B(only when that Secret does not
     exist yet), then copy the same values into every namespace of O(copies_to).
-  - Randomness happens when the Job runs inside the cluster, never while rendering: the
+  - Randomness happens when the Job runs inside the cluster, never while rendering; the
     returned list is a pure function of the arguments, so the render sink writes the same
     files on every run and no secret value ever reaches the controller or a render file.
   - An existing Secret keeps its values; keys added to O(keys) later are generated and
