@@ -72,6 +72,10 @@ _IMAGE = re.compile(
 )
 
 
+_JSON_TYPES = {"object": "mapping", "array": "list", "boolean": "boolean (true/false)",
+               "integer": "integer", "number": "number", "string": "string"}
+
+
 class PipelineSpecError(Exception):
     """A bad spec, platform value or image: `path` is the field, `message` what is wrong."""
 
@@ -139,7 +143,7 @@ def _type_name(value):
 
 def _describe(schema):
     text = schema.get("description", "")
-    return text.split(". ")[0].rstrip(".") if text else ""
+    return re.split(r"(?<=[a-z0-9)'])\. (?=[A-Z])", text)[0].rstrip(".") if text else ""
 
 
 def _error_to_spec_error(prefix, error):
@@ -162,8 +166,8 @@ def _error_to_spec_error(prefix, error):
             f"unknown key (allowed keys: {', '.join(allowed)})",
         )
     if kind == "type":
-        return PipelineSpecError(
-            path, f"must be of type {error.validator_value}, got {_type_name(value)} {value!r}")
+        wanted = _JSON_TYPES.get(error.validator_value, error.validator_value)
+        return PipelineSpecError(path, f"must be {'an' if wanted[0] in 'aeiou' else 'a'} {wanted}, got {_type_name(value)} {value!r}")
     if kind == "enum":
         return PipelineSpecError(
             path, f"{value!r} is not allowed (allowed: {', '.join(map(str, error.validator_value))})")
