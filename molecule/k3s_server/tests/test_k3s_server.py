@@ -1,0 +1,113 @@
+"""Verify researchops.mlops.k3s_server (HA config) after converge and the upgrade side effect.
+
+The k3s binary is the stand-in of molecule/resources/k3s-standin: these tests check what
+the roles wrote and did (files, modes, unit state, token read-back, kubeconfig rewrite,
+upgrade), not Kubernetes itself.
+"""
+import os
+import stat
+
+import yaml
+
+UPGRADED_VERSION = "v1.34.2+k3s1"
+TOKEN = "molecule-test-token-0123456789abcdef"
+FIRST = "k3s-server-1"
+
+
+def _name(host):
+    return host.backend.get_hostname()
+
+
+def _config(host):
+    f = host.file("/etc/rancher/k3s/config.yaml")
+    assert f.is_file and f.user == "root" and f.mode == 0o600
+    return yaml.safe_load(f.content_string)
+
+
+def test_binary_upgraded(host):
+    f = host.file("/usr/local/bin/k3s")
+    assert f.is_file and f.mode == 0o755
+    out = host.check_output("/usr/local/bin/k3s --version")
+    assert out.startswith(f"k3s version {UPGRADED_VERSION} ")
+    link = host.file("/usr/local/bin/kubectl")
+    assert link.is_symlink and link.linked_to == "/usr/local/bin/k3s"
+
+
+def test_unit(host):
+    unit = host.file("/etc/systemd/system/k3s.service")
+    assert unit.mode == 0o644
+    for line in [
+        "Type=notify",
+        "KillMode=process",
+        "Delegate=yes",
+        "LimitNOFILE=1048576",
+        "Restart=always",
+        "ExecStartPre=-/sbin/modprobe br_netfilter",
+        "ExecStartPre=-/sbin/modprobe overlay",
+        "ExecStart=/usr/local/bin/k3s server",
+        "WantedBy=multi-user.target",
+    ]:
+        assert line in unit.content_string.splitlines(), line
+    svc = host.service("k3s")
+    assert svc.is_enabled and svc.is_running
+    assert not host.file("/etc/systemd/system/k3s-agent.service").exists
+
+
+def test_config_ha(host):
+    config = _config(host)
+    assert config["node-name"] == _name(host)
+    assert config["token-file"] == "/etc/rancher/k3s/cluster-token"
+    assert config["write-kubeconfig-mode"] == "0600"
+    assert config["tls-san"] == ["k3s-api.lab.example.test", "10.0.0.10"]
+    assert config["disable"] == ["traefik", "servicelb"]
+    assert config["flannel-backend"] == "vxlan"
+    if _name(host) == FIRST:
+        assert config["cluster-init"] is True
+        assert "server" not in config
+        assert config["node-label"] == ["researchops.io/role=control-plane"]
+    else:
+        assert "cluster-init" not in config
+        assert config["server"] == f"https://{FIRST}:6443"
+        # The stand-in records the server it was started against.
+        assert host.file("/var/lib/rancher/k3s/server/standin-joined").content_string.strip() == f"https://{FIRST}:6443"
+    if _name(host) == "k3s-server-3":
+        assert config["node-taint"] == ["node-role.kubernetes.io/control-plane=true:NoSchedule"]
+    else:
+        assert "node-taint" not in config
+
+
+def test_token_file(host):
+    f = host.file("/etc/rancher/k3s/cluster-token")
+    assert f.mode == 0o600 and f.user == "root"
+    assert f.content_string.strip() == TOKEN
+    server_token = host.file("/var/lib/rancher/k3s/server/token").content_string.strip()
+    assert server_token.endswith("::server:" + TOKEN)
+
+
+def test_registries(host):
+    f = host.file("/etc/rancher/k3s/registries.yaml")
+    assert f.mode == 0o600
+    registries = yaml.safe_load(f.content_string)
+    assert registries["mirrors"] == {
+        "docker.io": {"endpoint": ["https://mirror.lab.example.test"]},
+        "harbor.lab.example.test": {"endpoint": ["https://harbor.lab.example.test"]},
+    }
+    assert registries["configs"] == {
+        "harbor.lab.example.test": {
+            "auth": {"username": "robot$nodes", "password": "molecule-not-a-secret"},
+            "tls": {"ca_file": "/etc/ssl/certs/researchops-ca.pem"},
+        }
+    }
+
+
+def test_no_airgap_images_by_default(host):
+    assert not host.file("/var/lib/rancher/k3s/agent/images").exists
+
+
+def test_kubeconfig_on_controller(host):
+    path = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "kubeconfig", "researchops.yaml")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with open(path, encoding="utf-8") as handle:
+        kubeconfig = yaml.safe_load(handle)
+    assert [c["cluster"]["server"] for c in kubeconfig["clusters"]] == ["https://k3s-api.lab.example.test:6443"]
+    assert kubeconfig["users"][0]["user"]["client-key-data"]

@@ -1,0 +1,136 @@
+#!/bin/sh
+# k3s-standin.sh: a STAND-IN for the k3s binary, for the molecule scenarios only.
+#
+# k3s cannot be downloaded (nor run) in the test containers, so the scenarios install this
+# script as `k3s` through the roles' airgap path (k3s_artifacts_dir, sha256-checked like
+# the real asset). It imitates what the roles rely on:
+#   k3s --version                 "k3s version <STANDIN_VERSION> (...)", like the real one
+#   k3s server                    reads /etc/rancher/k3s/config.yaml; writes the server
+#                                 token (/var/lib/rancher/k3s/server/token, K10...::server:...)
+#                                 and the admin kubeconfig (/etc/rancher/k3s/k3s.yaml,
+#                                 https://127.0.0.1:6443, write-kubeconfig-mode), then
+#                                 tells systemd it is ready and keeps running
+#   k3s agent                     needs server: and a readable token-file, then the same
+#   k3s kubectl get node[s] [N]   prints node N (default this node) as Ready on this version
+# It does not run Kubernetes: no API, etcd, containerd, CNI or images.
+set -eu
+
+STANDIN_VERSION="v1.34.1+k3s1"
+CONFIG=/etc/rancher/k3s/config.yaml
+DATA=/var/lib/rancher/k3s
+
+# Value of a top-level scalar key of config.yaml (as written by to_nice_yaml).
+cfg() {
+  [ -r "$CONFIG" ] || return 0
+  sed -n "s/^$1: *//p" "$CONFIG" | head -n 1 | sed "s/^['\"]//; s/['\"]\$//"
+}
+
+node_name() {
+  name="$(cfg node-name)"
+  if [ -n "$name" ]; then echo "$name"; else hostname; fi
+}
+
+# Type=notify accepts READY=1 from the main PID only (NotifyAccess=main), so a child
+# `systemd-notify --ready` would be ignored: exec python, which keeps this PID, to send it.
+ready_and_wait() {
+  exec python3 -c '
+import os, socket, time
+addr = os.environ.get("NOTIFY_SOCKET")
+if addr:
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.connect(addr)
+    sock.sendall(b"READY=1")
+    sock.close()
+while True:
+    time.sleep(3600)
+'
+}
+
+write_kubeconfig() {
+  mode="$(cfg write-kubeconfig-mode)"
+  umask 077
+  cat > /etc/rancher/k3s/k3s.yaml <<KUBECONFIG
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: c3RhbmQtaW4gQ0E=
+    server: https://127.0.0.1:6443
+  name: default
+contexts:
+- context:
+    cluster: default
+    user: default
+  name: default
+current-context: default
+kind: Config
+users:
+- name: default
+  user:
+    client-certificate-data: c3RhbmQtaW4gY2VydA==
+    client-key-data: c3RhbmQtaW4ga2V5
+KUBECONFIG
+  chmod "${mode:-0600}" /etc/rancher/k3s/k3s.yaml
+}
+
+server() {
+  mkdir -p "$DATA/server" /etc/rancher/k3s
+  token_file="$(cfg token-file)"
+  if [ -n "$token_file" ]; then
+    [ -r "$token_file" ] || { echo "k3s-standin: token-file $token_file is not readable" >&2; exit 1; }
+    secret="$(cat "$token_file")"
+  elif [ -s "$DATA/server/token" ]; then
+    secret="$(sed 's/^.*::server://' "$DATA/server/token")"
+  else
+    secret="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  fi
+  case "$secret" in
+    K10*::server:*) full="$secret" ;;
+    *) full="K10standinca0000000000000000000000000000000000000000000000000000::server:${secret}" ;;
+  esac
+  ( umask 077; printf '%s\n' "$full" > "$DATA/server/token" )
+  # Joining servers remember whom they joined (a real one would sync etcd from it).
+  join="$(cfg server)"
+  if [ -n "$join" ]; then echo "$join" > "$DATA/server/standin-joined"; else rm -f "$DATA/server/standin-joined"; fi
+  write_kubeconfig
+  ready_and_wait
+}
+
+agent() {
+  join="$(cfg server)"
+  token_file="$(cfg token-file)"
+  [ -n "$join" ] || { echo "k3s-standin: agent needs server: in $CONFIG" >&2; exit 1; }
+  [ -n "$token_file" ] && [ -r "$token_file" ] || { echo "k3s-standin: agent needs a readable token-file" >&2; exit 1; }
+  mkdir -p "$DATA/agent"
+  echo "$join" > "$DATA/agent/standin-joined"
+  ready_and_wait
+}
+
+kubectl() {
+  [ "${1:-}" = get ] || { echo "k3s-standin: only 'kubectl get node[s]' is imitated" >&2; exit 1; }
+  case "${2:-}" in node|nodes) ;; *) echo "k3s-standin: only nodes can be listed" >&2; exit 1 ;; esac
+  shift 2
+  headers=1
+  name=""
+  for arg in "$@"; do
+    case "$arg" in
+      --no-headers) headers=0 ;;
+      -*) ;;
+      *) name="$arg" ;;
+    esac
+  done
+  [ "$headers" = 1 ] && printf '%-24s %-8s %-22s %-5s %s\n' NAME STATUS ROLES AGE VERSION
+  printf '%-24s %-8s %-22s %-5s %s\n' "${name:-$(node_name)}" Ready control-plane,master 1m "$STANDIN_VERSION"
+}
+
+case "${1:-}" in
+  --version|-v|version)
+    echo "k3s version ${STANDIN_VERSION} (stand-in)"
+    echo "go version go1.24 (stand-in)"
+    ;;
+  server) shift; server "$@" ;;
+  agent) shift; agent "$@" ;;
+  kubectl) shift; kubectl "$@" ;;
+  *) echo "k3s-standin: unsupported command: $*" >&2; exit 1 ;;
+esac
