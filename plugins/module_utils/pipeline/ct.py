@@ -175,7 +175,7 @@ def ct_workflow_template(pipeline):
                         "volumeMounts": mounts,
                         "resources": {
                             "requests": {"cpu": ct["resources"]["cpu"], "memory": ct["resources"]["memory"]},
-                            "limits": {GPU_RESOURCE: ct["gpu"]["count"]},
+                            "limits": {GPU_RESOURCE: str(ct["gpu"]["count"])},
                         },
                         "terminationMessagePolicy": "FallbackToLogsOnError",
                     },

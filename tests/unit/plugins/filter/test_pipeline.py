@@ -313,3 +313,37 @@ def test_filter_error_chains_cause():
     with pytest.raises(AnsibleFilterError) as caught:
         pipeline_objects([spec], platform=platform(), images=images())
     assert caught.value.__cause__ is not None
+
+
+def test_example_deploy_manifests_follow_the_serving_contract(objects):
+    """examples/mnist/deploy is what the Application deploys: valid, and shaped the way the
+    CD workflow and the Application's patch expect."""
+    import kubernetes_validate
+    import yaml
+
+    deploy = REPO_ROOT / "examples" / "mnist" / "deploy"
+    kustomization = yaml.safe_load((deploy / "kustomization.yaml").read_text())
+    docs = {}
+    for name in kustomization["resources"]:
+        doc = yaml.safe_load((deploy / name).read_text())
+        kubernetes_validate.validate(doc, "1.34", strict=True)
+        docs[doc["kind"]] = doc
+    deployment, service = docs["Deployment"], docs["Service"]
+    app = by_kind(objects, "Application", "mnist-serving")
+    target = app["spec"]["source"]["kustomize"]["patches"][0]["target"]
+    assert deployment["metadata"]["name"] == target["name"] == "mnist"
+    assert deployment["spec"]["replicas"] == 0
+    pod = deployment["spec"]["template"]["spec"]
+    assert [c["image"] for c in pod["initContainers"]] == ["s3-tools"]
+    assert pod["initContainers"][0]["name"] == "fetch-model"
+    assert [c["image"] for c in pod["containers"]] == ["model"]
+    version_env = pod["initContainers"][0]["env"][0]
+    assert version_env["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.annotations['researchops.io/model-version']"
+    cd = env(template(by_kind(objects, "WorkflowTemplate", "mnist-cd"), "smoke")["container"])
+    assert service["metadata"]["name"] == cd["SERVICE"]
+    assert service["spec"]["ports"][0]["port"] == int(cd["PORT"])
+
+
+def test_local_inventory_loads_the_example_spec():
+    text = (REPO_ROOT / "inventories" / "local" / "group_vars" / "all" / "pipelines.yml").read_text()
+    assert "examples/mnist/pipeline.yml" in text and "from_yaml" in text
