@@ -1,0 +1,235 @@
+"""Unit tests of the argocd_helm_app and tls_ingress filters: the objects they return
+(validated against the pinned Argo CD CRD schema and the Kubernetes schemas) and one
+error case per input check."""
+from __future__ import annotations
+
+import copy
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.researchops.mlops.plugins.filter.platform_objects import (
+    FilterModule,
+    argocd_helm_app,
+    tls_ingress,
+)
+
+K8S_VERSION = "1.33.0"
+
+APP_ARGS = {
+    "repo_url": "https://helm.goharbor.io",
+    "chart": "harbor",
+    "version": "1.18.2",
+    "namespace": "harbor",
+}
+INGRESS_ARGS = {
+    "namespace": "argocd",
+    "host": "argocd.lab.example.org",
+    "service": "argocd-server",
+    "port": 80,
+    "issuer": "researchops-ca",
+}
+
+
+def _strict(node):
+    """Schema copy where objects with `properties` refuse unknown keys (as the API server prunes them)."""
+    if isinstance(node, dict):
+        node = {key: _strict(value) for key, value in node.items()}
+        if "properties" in node and "additionalProperties" not in node and \
+                not node.get("x-kubernetes-preserve-unknown-fields"):
+            node["additionalProperties"] = False
+        return node
+    if isinstance(node, list):
+        return [_strict(item) for item in node]
+    return node
+
+
+@pytest.fixture(scope="module")
+def application_schema(upstream):
+    with open(upstream / "argo-cd/v3.5.1/install.yaml", encoding="utf-8") as handle:
+        for doc in yaml.safe_load_all(handle):
+            if doc and doc["kind"] == "CustomResourceDefinition" and doc["spec"]["names"]["kind"] == "Application":
+                return _strict(copy.deepcopy(doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]))
+    pytest.fail("no Application CRD in the pinned Argo CD install.yaml")
+    return None
+
+
+def assert_valid_application(app, schema):
+    errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in jsonschema.Draft7Validator(schema).iter_errors(app)]
+    assert not errors
+    # A YAML round trip keeps it identical: plain data only.
+    assert yaml.safe_load(yaml.safe_dump(app)) == app
+
+
+def test_registered_under_their_names():
+    filters = FilterModule().filters()
+    assert filters["argocd_helm_app"] is argocd_helm_app
+    assert filters["tls_ingress"] is tls_ingress
+
+
+def test_helm_application(application_schema):
+    values = {"expose": {"type": "clusterIP", "tls": {"enabled": False}}, "core": {"replicas": 1}}
+    app = argocd_helm_app("harbor", values=values, **APP_ARGS)
+    assert_valid_application(app, application_schema)
+    assert app["apiVersion"] == "argoproj.io/v1alpha1"
+    assert app["kind"] == "Application"
+    assert app["metadata"] == {
+        "name": "harbor",
+        "namespace": "argocd",
+        "labels": {"app.kubernetes.io/managed-by": "researchops.mlops"},
+    }
+    spec = app["spec"]
+    assert spec["project"] == "default"
+    assert spec["source"] == {
+        "repoURL": "https://helm.goharbor.io",
+        "chart": "harbor",
+        "targetRevision": "1.18.2",
+        "helm": {"releaseName": "harbor", "valuesObject": values},
+    }
+    assert spec["destination"] == {"server": "https://kubernetes.default.svc", "namespace": "harbor"}
+    assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    assert spec["syncPolicy"]["syncOptions"] == ["CreateNamespace=false", "ServerSideApply=true"]
+    assert spec["syncPolicy"]["retry"]["limit"] > 0
+    assert "ignoreDifferences" not in spec
+
+
+def test_values_are_copied_not_shared():
+    values = {"a": {"b": [1, 2]}}
+    app = argocd_helm_app("x", values=values, **APP_ARGS)
+    app["spec"]["source"]["helm"]["valuesObject"]["a"]["b"].append(3)
+    assert values == {"a": {"b": [1, 2]}}
+
+
+def test_helm_application_options(application_schema):
+    app = argocd_helm_app(
+        "cert-manager", repo_url="oci://quay.io/jetstack/charts", chart="cert-manager", version="v1.21.1",
+        namespace="cert-manager", argocd_namespace="gitops", project="platform",
+        sync_options=["ServerSideApply=true"], release_name="cm",
+        ignore_differences=[{"group": "admissionregistration.k8s.io", "kind": "ValidatingWebhookConfiguration",
+                             "jsonPointers": ["/webhooks/0/clientConfig/caBundle"]}],
+        labels={"app.kubernetes.io/part-of": "researchops"})
+    assert_valid_application(app, application_schema)
+    assert app["metadata"]["namespace"] == "gitops"
+    assert app["metadata"]["labels"]["app.kubernetes.io/part-of"] == "researchops"
+    assert app["spec"]["project"] == "platform"
+    assert app["spec"]["source"]["helm"] == {"releaseName": "cm"}
+    assert app["spec"]["syncPolicy"]["syncOptions"] == ["ServerSideApply=true"]
+    assert app["spec"]["ignoreDifferences"][0]["kind"] == "ValidatingWebhookConfiguration"
+
+
+def test_helm_application_is_deterministic():
+    assert argocd_helm_app("harbor", values={"b": 1, "a": 2}, **APP_ARGS) == \
+        argocd_helm_app("harbor", values={"a": 2, "b": 1}, **APP_ARGS)
+
+
+@pytest.mark.parametrize("name, kwargs, message", [
+    ("Harbor", {}, "name 'Harbor' is not a valid Kubernetes name"),
+    ("", {}, "name must be a non-empty string"),
+    ("harbor", {"repo_url": None}, "repo_url is required"),
+    ("harbor", {"repo_url": "helm.goharbor.io"}, "must be an http(s):// Helm repository"),
+    ("harbor", {"repo_url": " https://helm.goharbor.io"}, "without surrounding spaces"),
+    ("harbor", {"chart": "Harbor_Chart"}, "chart 'Harbor_Chart' is not a valid"),
+    ("harbor", {"version": "latest"}, "exact chart version"),
+    ("harbor", {"version": "^1.18.0"}, "exact chart version"),
+    ("harbor", {"version": "1.18"}, "exact chart version"),
+    ("harbor", {"version": None}, "version is required"),
+    ("harbor", {"namespace": "Harbor"}, "namespace 'Harbor'"),
+    ("harbor", {"namespace": None}, "namespace is required"),
+    ("harbor", {"argocd_namespace": "argo_cd"}, "argocd_namespace 'argo_cd'"),
+    ("harbor", {"project": ""}, "project must be a non-empty string"),
+    ("harbor", {"values": ["a"]}, "values must be a mapping"),
+    ("harbor", {"values": {"a": {1: "x"}}}, "values.a has a non-string key 1"),
+    ("harbor", {"values": {"a": [object()]}}, "values.a[0] holds a object"),
+    ("harbor", {"sync_options": "ServerSideApply=true"}, "sync_options must be a list"),
+    ("harbor", {"sync_options": ["Prune"]}, "sync_options[0] 'Prune' is not a Key=value"),
+    ("harbor", {"release_name": "a" * 54}, "release_name"),
+    ("harbor", {"ignore_differences": [{"group": "apps"}]}, "ignore_differences[0] must be a mapping with at least 'kind'"),
+    ("harbor", {"labels": {"bad key!": "x"}}, "labels key 'bad key!'"),
+    ("harbor", {"labels": {"team": True}}, "labels.team True is not a valid label value"),
+])
+def test_helm_application_errors(name, kwargs, message):
+    args = dict(APP_ARGS)
+    args.update(kwargs)
+    with pytest.raises(AnsibleFilterError) as err:
+        argocd_helm_app(name, **args)
+    assert str(err.value).startswith("argocd_helm_app: ")
+    assert message in str(err.value)
+
+
+def test_tls_ingress():
+    ingress = tls_ingress("argocd-server", **INGRESS_ARGS)
+    kubernetes_validate.validate(ingress, K8S_VERSION, strict=True)
+    assert ingress["apiVersion"] == "networking.k8s.io/v1"
+    assert ingress["metadata"]["namespace"] == "argocd"
+    assert ingress["metadata"]["annotations"] == {
+        "cert-manager.io/cluster-issuer": "researchops-ca",
+        "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
+        "traefik.ingress.kubernetes.io/router.tls": "true",
+    }
+    spec = ingress["spec"]
+    assert spec["ingressClassName"] == "traefik"
+    assert spec["tls"] == [{"hosts": ["argocd.lab.example.org"], "secretName": "argocd-server-tls"}]
+    assert spec["rules"] == [{
+        "host": "argocd.lab.example.org",
+        "http": {"paths": [{
+            "path": "/",
+            "pathType": "Prefix",
+            "backend": {"service": {"name": "argocd-server", "port": {"number": 80}}},
+        }]},
+    }]
+
+
+def test_tls_ingress_options():
+    ingress = tls_ingress(
+        "mnist-webhook", namespace="mlops-pipelines", host="hooks.lab.example.org", service="mnist-eventsource-svc",
+        port="http", issuer="letsencrypt", path="/mnist", path_type="Exact",
+        annotations={"traefik.ingress.kubernetes.io/router.middlewares": "kube-system-ratelimit@kubernetescrd",
+                     "traefik.ingress.kubernetes.io/router.entrypoints": "websecure,web"},
+        labels={"researchops.io/pipeline": "mnist"})
+    kubernetes_validate.validate(ingress, K8S_VERSION, strict=True)
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["traefik.ingress.kubernetes.io/router.entrypoints"] == "websecure,web"
+    assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt"
+    assert ingress["metadata"]["labels"]["researchops.io/pipeline"] == "mnist"
+    path = ingress["spec"]["rules"][0]["http"]["paths"][0]
+    assert path == {"path": "/mnist", "pathType": "Exact",
+                    "backend": {"service": {"name": "mnist-eventsource-svc", "port": {"name": "http"}}}}
+
+
+def test_tls_ingress_numeric_port_string():
+    ingress = tls_ingress("s3", **dict(INGRESS_ARGS, port="3900"))
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {"number": 3900}
+
+
+@pytest.mark.parametrize("name, kwargs, message", [
+    ("Argo", {}, "name 'Argo' is not a valid"),
+    ("argocd", {"namespace": None}, "namespace is required"),
+    ("argocd", {"namespace": "Argo CD"}, "namespace 'Argo CD'"),
+    ("argocd", {"host": "argocd"}, "fully qualified"),
+    ("argocd", {"host": "ArgoCD.example.org"}, "fully qualified"),
+    ("argocd", {"host": "https://argocd.example.org"}, "fully qualified"),
+    ("argocd", {"service": "argocd_server"}, "service 'argocd_server'"),
+    ("argocd", {"port": 0}, "port 0 is outside 1-65535"),
+    ("argocd", {"port": 70000}, "port 70000 is outside"),
+    ("argocd", {"port": True}, "port must be a port number or a port name"),
+    ("argocd", {"port": "HTTP"}, "port must be a port number or a port name"),
+    ("argocd", {"port": None}, "port is required"),
+    ("argocd", {"issuer": ""}, "issuer must be a non-empty string"),
+    ("argocd", {"path": "api"}, "path must be an absolute URL path"),
+    ("argocd", {"path_type": "prefix"}, "path_type must be one of"),
+    ("argocd", {"annotations": ["a"]}, "annotations must be a mapping"),
+    ("argocd", {"annotations": {"a": 1}}, "annotations.a must be a string"),
+    ("argocd", {"annotations": {"bad key": "x"}}, "annotations key 'bad key'"),
+    ("argocd", {"labels": "x"}, "labels must be a mapping"),
+])
+def test_tls_ingress_errors(name, kwargs, message):
+    args = dict(INGRESS_ARGS)
+    args.update(kwargs)
+    with pytest.raises(AnsibleFilterError) as err:
+        tls_ingress(name, **args)
+    assert str(err.value).startswith("tls_ingress: ")
+    assert message in str(err.value)
