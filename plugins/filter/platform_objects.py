@@ -1,11 +1,13 @@
 # Copyright: (c) 2026, ResearchOps developers
 # Apache License 2.0 (see LICENSE)
 """Objects every platform component builds the same way: an Argo CD Application of a
-pinned Helm chart, and a TLS Ingress for k3s's Traefik."""
+pinned Helm chart, a TLS Ingress for k3s's Traefik, and upstream bindings moved to the
+namespace the platform installs a component in."""
 
 from __future__ import annotations
 
-# Documentation of both filters: argocd_helm_app.yml and tls_ingress.yml beside this file.
+# Documentation of the filters: argocd_helm_app.yml, tls_ingress.yml and rebind_subjects.yml
+# beside this file.
 
 import re
 from collections.abc import Mapping, Sequence
@@ -230,9 +232,39 @@ def tls_ingress(name, namespace=None, host=None, service=None, port=None, issuer
     }
 
 
+def rebind_subjects(objects, from_namespace=None, to_namespace=None):
+    """Return `objects` with ServiceAccount subjects of (Cluster)RoleBindings moved from
+    `from_namespace` to `to_namespace` (upstream manifests hard-code their namespace there)."""
+    filt = "rebind_subjects"
+    objects = _list(filt, "_input", objects)
+    if from_namespace is None or to_namespace is None:
+        _fail(filt, "from_namespace and to_namespace are required")
+    _name(filt, "from_namespace", from_namespace)
+    _name(filt, "to_namespace", to_namespace)
+    out = []
+    for index, obj in enumerate(objects):
+        if not isinstance(obj, Mapping):
+            _fail(filt, f"_input[{index}] must be a Kubernetes object (mapping), got {obj!r}")
+        if obj.get("kind") not in ("RoleBinding", "ClusterRoleBinding") or not obj.get("subjects"):
+            out.append(obj)
+            continue
+        subjects = _list(filt, f"_input[{index}].subjects", obj["subjects"])
+        moved = []
+        for subject in subjects:
+            subject = dict(subject)
+            if subject.get("kind") == "ServiceAccount" and subject.get("namespace") == from_namespace:
+                subject["namespace"] = to_namespace
+            moved.append(subject)
+        obj = dict(obj)
+        obj["subjects"] = moved
+        out.append(obj)
+    return out
+
+
 class FilterModule:
     def filters(self):
         return {
             "argocd_helm_app": argocd_helm_app,
             "tls_ingress": tls_ingress,
+            "rebind_subjects": rebind_subjects,
         }

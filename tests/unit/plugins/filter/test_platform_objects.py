@@ -14,6 +14,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.researchops.mlops.plugins.filter.platform_objects import (
     FilterModule,
     argocd_helm_app,
+    rebind_subjects,
     tls_ingress,
 )
 
@@ -69,6 +70,7 @@ def test_registered_under_their_names():
     filters = FilterModule().filters()
     assert filters["argocd_helm_app"] is argocd_helm_app
     assert filters["tls_ingress"] is tls_ingress
+    assert filters["rebind_subjects"] is rebind_subjects
 
 
 def test_helm_application(application_schema):
@@ -232,4 +234,43 @@ def test_tls_ingress_errors(name, kwargs, message):
     with pytest.raises(AnsibleFilterError) as err:
         tls_ingress(name, **args)
     assert str(err.value).startswith("tls_ingress: ")
+    assert message in str(err.value)
+
+
+def test_rebind_subjects_moves_only_upstream_service_accounts():
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "argocd-server"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "argocd-server"},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": "argocd-server", "namespace": "argocd"},
+            {"kind": "ServiceAccount", "name": "other", "namespace": "kube-system"},
+            {"kind": "Group", "name": "admins", "apiGroup": "rbac.authorization.k8s.io"},
+        ],
+    }
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "subjects": "not a binding"}
+    before = copy.deepcopy([binding, config])
+    out = rebind_subjects([binding, config], from_namespace="argocd", to_namespace="gitops")
+    assert [binding, config] == before
+    assert out[1] is config
+    assert out[0]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "argocd-server", "namespace": "gitops"},
+        {"kind": "ServiceAccount", "name": "other", "namespace": "kube-system"},
+        {"kind": "Group", "name": "admins", "apiGroup": "rbac.authorization.k8s.io"},
+    ]
+
+
+@pytest.mark.parametrize("objects, kwargs, message", [
+    ({"kind": "RoleBinding"}, {"from_namespace": "a", "to_namespace": "b"}, "_input must be a list"),
+    (["x"], {"from_namespace": "a", "to_namespace": "b"}, "_input[0] must be a Kubernetes object"),
+    ([], {"from_namespace": "a"}, "from_namespace and to_namespace are required"),
+    ([], {"from_namespace": "A", "to_namespace": "b"}, "from_namespace 'A'"),
+    ([{"kind": "RoleBinding", "subjects": {"a": 1}}], {"from_namespace": "a", "to_namespace": "b"},
+     "_input[0].subjects must be a list"),
+])
+def test_rebind_subjects_errors(objects, kwargs, message):
+    with pytest.raises(AnsibleFilterError) as err:
+        rebind_subjects(objects, **kwargs)
+    assert str(err.value).startswith("rebind_subjects: ")
     assert message in str(err.value)
