@@ -1,0 +1,57 @@
+"""Verify researchops.mlops.prereqs on the molecule container."""
+import re
+
+FLAGS = ["cgroup_enable=cpuset", "cgroup_memory=1", "cgroup_enable=memory"]
+
+
+def test_base_packages(host):
+    for name in ["ca-certificates", "curl", "gnupg", "iptables", "conntrack", "socat", "systemd-timesyncd"]:
+        assert host.package(name).is_installed, name
+
+
+def test_modules_load_file(host):
+    f = host.file("/etc/modules-load.d/researchops-k3s.conf")
+    assert f.is_file and f.mode == 0o644
+    lines = [ln for ln in f.content_string.splitlines() if ln and not ln.startswith("#")]
+    assert lines == ["overlay", "br_netfilter"]
+
+
+def test_sysctl_file(host):
+    f = host.file("/etc/sysctl.d/90-researchops-k3s.conf")
+    assert f.is_file
+    values = dict(
+        (k.strip(), v.strip())
+        for k, v in (ln.split("=", 1) for ln in f.content_string.splitlines() if "=" in ln and not ln.startswith("#"))
+    )
+    assert values == {
+        "net.ipv4.ip_forward": "1",
+        "net.bridge.bridge-nf-call-iptables": "1",
+        "net.bridge.bridge-nf-call-ip6tables": "1",
+        "fs.inotify.max_user_watches": "524288",
+        "fs.inotify.max_user_instances": "8192",
+    }
+
+
+def test_swap_commented_out_of_fstab(host):
+    content = host.file("/etc/fstab").content_string
+    assert "# /var/swapfile none swap sw 0 0" in content
+    assert not re.search(r"^[^#\s]\S*\s+\S+\s+swap\s", content, re.M)
+
+
+def test_time_sync_enabled(host):
+    assert host.service("systemd-timesyncd").is_enabled
+
+
+def test_cmdline_flags_appended_once(host):
+    content = host.file("/boot/firmware/cmdline.txt").content_string
+    assert content.count("\n") == 1 and content.endswith("\n"), "cmdline.txt must stay one line"
+    tokens = content.split()
+    assert tokens[0] == "console=serial0,115200"
+    assert "rootwait" in tokens and "quiet" in tokens
+    for flag in FLAGS:
+        assert tokens.count(flag) == 1, flag
+
+
+def test_iptables_legacy_alternative(host):
+    out = host.check_output("update-alternatives --query iptables")
+    assert "Value: /usr/sbin/iptables-legacy" in out
