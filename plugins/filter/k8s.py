@@ -1,0 +1,146 @@
+# Copyright: (c) 2026, ResearchOps developers
+# Apache License 2.0 (see LICENSE)
+"""Small filters over lists of Kubernetes objects: set the namespace, select or drop by
+kind/name, split out CRDs."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: k8s_namespace
+short_description: Set metadata.namespace on the namespaced objects that lack one
+version_added: 0.1.0
+author: ResearchOps developers
+description:
+  - Returns a copy of O(_input) where every namespaced object without
+    C(metadata.namespace) gets O(namespace). Cluster-scoped objects (built-in kinds and
+    kinds of C(scope=Cluster) CRDs found in the list) are left alone, as are objects that
+    already name a namespace unless O(force) is set.
+  - With O(rewrite_subjects), C(subjects[].namespace) of RoleBindings and
+    ClusterRoleBindings that lack a namespace get it too (upstream manifests leave them
+    empty for C(kubectl -n)).
+  - Companion filters in the same file - C(researchops.mlops.k8s_select) and
+    C(researchops.mlops.k8s_drop) keep or remove objects by C(kind) and/or C(name)
+    (each a string or a list); C(researchops.mlops.k8s_crds) keeps only the
+    CustomResourceDefinitions.
+options:
+  _input:
+    description: List of Kubernetes objects.
+    type: list
+    elements: dict
+    required: true
+  namespace:
+    description: Namespace to set.
+    type: str
+    required: true
+  force:
+    description: Also replace an existing namespace of a namespaced object.
+    type: bool
+    default: false
+  rewrite_subjects:
+    description: Set the namespace of ServiceAccount subjects of (Cluster)RoleBindings that have none.
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+- name: Upstream Argo CD objects, in the argocd namespace
+  ansible.builtin.set_fact:
+    __objects: >-
+      {{ query('researchops.mlops.upstream_manifest', argocd_manifest)
+         | researchops.mlops.k8s_namespace(mlops_namespaces.argocd) }}
+
+- name: Drop the upstream argocd-cm ConfigMap, keep only Deployments
+  ansible.builtin.set_fact:
+    __no_cm: "{{ __objects | researchops.mlops.k8s_drop(kind='ConfigMap', name='argocd-cm') }}"
+    __deployments: "{{ __objects | researchops.mlops.k8s_select(kind='Deployment') }}"
+    __crds: "{{ __objects | researchops.mlops.k8s_crds }}"
+"""
+
+RETURN = r"""
+_value:
+  description: The objects, namespaced where needed (copies; the input is not modified).
+  type: list
+  elements: dict
+"""
+
+import copy
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import ObjectScopes, is_crd
+
+
+def _check_objects(name, objects):
+    if not isinstance(objects, list):
+        raise AnsibleFilterError(f"{name}: expected a list of Kubernetes objects, got {type(objects).__name__}")
+    for index, obj in enumerate(objects):
+        if not isinstance(obj, dict) or not isinstance(obj.get("kind"), str):
+            raise AnsibleFilterError(f"{name}: item {index} is not a Kubernetes object (no kind): {obj!r:.200}")
+
+
+def k8s_namespace(objects, namespace, force=False, rewrite_subjects=True):
+    _check_objects("k8s_namespace", objects)
+    if not isinstance(namespace, str) or not namespace:
+        raise AnsibleFilterError(f"k8s_namespace: namespace must be a non-empty string, got {namespace!r}")
+    scopes = ObjectScopes(objects)
+    result = []
+    for obj in objects:
+        obj = copy.deepcopy(obj)
+        metadata = obj.setdefault("metadata", {})
+        if scopes.is_namespaced(obj["kind"]) and (force or not metadata.get("namespace")):
+            metadata["namespace"] = namespace
+        if rewrite_subjects and obj["kind"] in ("RoleBinding", "ClusterRoleBinding"):
+            for subject in obj.get("subjects") or []:
+                if isinstance(subject, dict) and subject.get("kind") == "ServiceAccount" and not subject.get("namespace"):
+                    subject["namespace"] = namespace
+        result.append(obj)
+    return result
+
+
+def _as_set(name, field, value):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return set(value)
+    raise AnsibleFilterError(f"{name}: {field} must be a string or a list of strings, got {value!r}")
+
+
+def _matches(obj, kinds, names):
+    if kinds is not None and obj.get("kind") not in kinds:
+        return False
+    if names is not None and (obj.get("metadata") or {}).get("name") not in names:
+        return False
+    return True
+
+
+def _filter(name, objects, kind, obj_name, keep):
+    _check_objects(name, objects)
+    kinds, names = _as_set(name, "kind", kind), _as_set(name, "name", obj_name)
+    if kinds is None and names is None:
+        raise AnsibleFilterError(f"{name}: give kind and/or name")
+    return [obj for obj in objects if _matches(obj, kinds, names) == keep]
+
+
+def k8s_select(objects, kind=None, name=None):
+    return _filter("k8s_select", objects, kind, name, True)
+
+
+def k8s_drop(objects, kind=None, name=None):
+    return _filter("k8s_drop", objects, kind, name, False)
+
+
+def k8s_crds(objects):
+    _check_objects("k8s_crds", objects)
+    return [obj for obj in objects if is_crd(obj)]
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "k8s_namespace": k8s_namespace,
+            "k8s_select": k8s_select,
+            "k8s_drop": k8s_drop,
+            "k8s_crds": k8s_crds,
+        }

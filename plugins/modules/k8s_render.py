@@ -1,0 +1,128 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, ResearchOps developers
+# Apache License 2.0 (see LICENSE)
+"""Render sink: write Kubernetes objects as files with kustomization.yaml per folder."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: k8s_render
+short_description: Write Kubernetes objects to a kustomize tree, one file per object
+version_added: 0.1.0
+author: ResearchOps developers
+description:
+  - The render half of the researchops sink (role C(researchops.mlops.k8s_sink) with
+    C(mlops_k8s_sink=render)). Runs where the play runs, so use it in plays on C(localhost).
+  - Writes each object of O(objects) to O(dest)/O(phase)/O(component)/ as
+    C(<kind>-<namespace>-<name>.yaml) (C(<kind>-<name>.yaml) without a namespace;
+    lower-cased, every run of characters other than C([a-z0-9.]) replaced by C(-); the API
+    group is added when two kinds of different groups would share a name). Keys are sorted,
+    multi-line strings use block style, one object per file.
+  - Writes C(kustomization.yaml) in the component folder (its files, sorted), in the phase
+    folder (its component folders, sorted) and in O(dest) (phase folders in O(phases)
+    order), so C(kubectl kustomize) works on O(dest) and on every folder below it.
+  - Deterministic, the same objects give byte-identical files. A file is only written when
+    its content changes; YAML files of the component folder that the object list no longer
+    holds are removed. C(changed) is true only when a file was written or removed.
+  - An object emitted twice (same group, kind, namespace and name) is an error.
+options:
+  dest:
+    description: Root of the render tree (C(mlops_render_dir)).
+    type: path
+    required: true
+  phase:
+    description: First folder level (C(cluster), C(platform), C(pipelines)...).
+    type: str
+    required: true
+  component:
+    description: Second folder level, one per component role.
+    type: str
+    required: true
+  objects:
+    description: The Kubernetes objects.
+    type: list
+    elements: dict
+    required: true
+  phases:
+    description: Order of the phase folders in the root C(kustomization.yaml); other phases
+      come after these, sorted.
+    type: list
+    elements: str
+    default: [preflight, nodes, k3s, cluster, platform, pipelines]
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+notes:
+  - Secrets built from vault values are never given to this module (the sink role keeps
+    them out of the render).
+"""
+
+EXAMPLES = r"""
+- name: Render the argocd objects
+  researchops.mlops.k8s_render:
+    dest: "{{ mlops_render_dir }}"
+    phase: platform
+    component: argocd
+    objects: "{{ __argocd_objects }}"
+"""
+
+RETURN = r"""
+path:
+  description: Folder of the component.
+  returned: always
+  type: str
+  sample: /srv/render/platform/argocd
+written:
+  description: Files written (or, in check mode, that would be), relative to O(dest).
+  returned: always
+  type: list
+  elements: str
+  sample: [platform/argocd/deployment-argocd-argocd-server.yaml]
+removed:
+  description: Stale files removed from the component folder, relative to O(dest).
+  returned: always
+  type: list
+  elements: str
+unchanged:
+  description: Files already up to date, relative to O(dest).
+  returned: always
+  type: list
+  elements: str
+objects:
+  description: Number of objects rendered.
+  returned: always
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import ObjectError
+from ansible_collections.researchops.mlops.plugins.module_utils.k8s_render import DEFAULT_PHASES, render
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "dest": {"type": "path", "required": True},
+            "phase": {"type": "str", "required": True},
+            "component": {"type": "str", "required": True},
+            "objects": {"type": "list", "elements": "dict", "required": True},
+            "phases": {"type": "list", "elements": "str", "default": list(DEFAULT_PHASES)},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        result = render(params["dest"], params["phase"], params["component"], params["objects"], module.check_mode, params["phases"])
+    except (ObjectError, OSError) as e:
+        module.fail_json(msg=f"render of {params['phase']}/{params['component']} failed: {e}")
+    diff = result.pop("diff")
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
