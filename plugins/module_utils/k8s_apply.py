@@ -1,0 +1,413 @@
+# Copyright: (c) 2026, ResearchOps developers
+# Apache License 2.0 (see LICENSE)
+"""Apply sink: server-side apply of an object list in ordered, parallel waves.
+
+Waves: CRDs and Namespaces, then (CRDs waited Established) everything else. Objects
+carry the annotation researchops.io/applied-hash (sha256 of the object as given); before
+each wave the sink LISTs the metadata of each resource type per namespace (one request
+per type and namespace, not one GET per object) and skips objects whose hash matches.
+
+The Applier talks to the cluster through an adapter (ApiAdapter over kubernetes.core's
+dynamic client in production, an in-memory fake in the unit tests)."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import (
+    HASH_ANNOTATION,
+    ROLLOUT_KINDS,
+    ObjectError,
+    api_group,
+    apply_wave,
+    check_object,
+    content_hash,
+    is_crd,
+    object_id,
+    object_key,
+    plain,
+    with_hash,
+)
+
+try:
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.waiter import RESOURCE_PREDICATES, Waiter, custom_condition, exists
+except ImportError:  # the module reports the missing kubernetes.core / kubernetes library
+    CoreException = Exception
+    RESOURCE_PREDICATES, Waiter, custom_condition, exists = {}, None, None, None
+
+ESTABLISHED = {"type": "Established", "status": "True"}
+# Fields the API server adds, left out of diffs.
+_SERVER_FIELDS = ("managedFields", "resourceVersion", "uid", "generation", "creationTimestamp")
+
+
+class ApplyError(Exception):
+    """One or more objects failed; the message names each object and the API's reason."""
+
+
+class UnknownResource(Exception):
+    """The API server does not serve this apiVersion/kind (yet)."""
+
+
+def api_message(error):
+    """The useful part of an API error: the Status message when there is one."""
+    body = getattr(error, "body", None)
+    if body:
+        try:
+            status = json.loads(body)
+            if isinstance(status, dict) and status.get("message"):
+                return f"{getattr(error, 'status', '')} {status.get('reason', '')}: {status['message']}".strip()
+        except (TypeError, ValueError):
+            pass
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def clean(obj):
+    """Object without server bookkeeping, for diffs."""
+    if not obj:
+        return {}
+    obj = plain(obj)
+    metadata = obj.get("metadata") or {}
+    for field in _SERVER_FIELDS:
+        metadata.pop(field, None)
+    obj.pop("status", None)
+    if obj.get("kind") == "Secret":
+        for field in ("data", "stringData"):
+            if isinstance(obj.get(field), dict):
+                obj[field] = {key: "<hidden>" for key in obj[field]}
+    return obj
+
+
+class Applier:
+    """Plan and run the apply of a list of objects through an adapter."""
+
+    def __init__(
+        self,
+        adapter,
+        field_manager="researchops",
+        force_conflicts=True,
+        workers=8,
+        check_mode=False,
+        diff=False,
+        skip_unchanged=True,
+        wait=False,
+        wait_for=(),
+        wait_timeout=600,
+    ):
+        self.adapter = adapter
+        self.field_manager = field_manager
+        self.force_conflicts = force_conflicts
+        self.workers = max(1, int(workers))
+        self.check_mode = check_mode
+        self.diff = diff
+        self.skip_unchanged = skip_unchanged
+        self.wait = wait
+        self.wait_for = list(wait_for or [])
+        self.wait_timeout = wait_timeout
+        self.results = []
+        self.diffs = []
+        self.waited = []
+        self._new_crd_kinds = set()
+
+    # ------------------------------------------------------------------ planning
+    def prepare(self, objects):
+        """Check the list, attach hashes, refuse duplicates; return wave lists."""
+        seen = {}
+        waves = {}
+        for index, obj in enumerate(objects):
+            try:
+                check_object(obj, f"object {index}")
+            except ObjectError as e:
+                raise ApplyError(str(e)) from e
+            key = object_key(obj)
+            if key in seen:
+                raise ApplyError(f"{object_id(obj)} is given twice (items {seen[key]} and {index})")
+            seen[key] = index
+            waves.setdefault(apply_wave(obj), []).append(with_hash(obj))
+        for wave in waves.values():
+            for obj in wave:
+                if is_crd(obj):
+                    spec = obj.get("spec") or {}
+                    self._new_crd_kinds.add((spec.get("group", ""), (spec.get("names") or {}).get("kind", "")))
+        return [waves[number] for number in sorted(waves)]
+
+    def _resource(self, obj):
+        return self.adapter.resource(obj["apiVersion"], obj["kind"])
+
+    def _resolve(self, wave):
+        """(object, resource or None) pairs; None when the type is not served yet but its CRD
+        is in the list (check mode before the CRD exists). Unknown types fail."""
+        pairs, errors = [], []
+        for obj in wave:
+            try:
+                resource = self._resource(obj)
+            except UnknownResource as e:
+                if (api_group(obj["apiVersion"]), obj["kind"]) in self._new_crd_kinds and self.check_mode:
+                    pairs.append((obj, None))
+                    continue
+                errors.append(f"{object_id(obj)}: {e}")
+                continue
+            namespace = (obj.get("metadata") or {}).get("namespace")
+            if resource.namespaced and not namespace:
+                errors.append(f"{object_id(obj)}: {obj['kind']} is namespaced but metadata.namespace is not set")
+                continue
+            if not resource.namespaced and namespace:
+                obj = dict(obj, metadata={k: v for k, v in obj["metadata"].items() if k != "namespace"})
+            pairs.append((obj, resource))
+        if errors:
+            raise ApplyError("; ".join(errors))
+        return pairs
+
+    def _current(self, pairs):
+        """Metadata of the live objects: one LIST per resource type and namespace."""
+        groups = {}
+        for obj, resource in pairs:
+            if resource is None:
+                continue
+            namespace = obj["metadata"].get("namespace") if resource.namespaced else None
+            groups.setdefault((id(resource), namespace), (resource, namespace))
+        current = {}
+
+        def fetch(item):
+            resource, namespace = item
+            return item, self.adapter.list_metadata(resource, namespace)
+
+        for (resource, namespace), listed in self._map(fetch, list(groups.values())):
+            for name, meta in listed.items():
+                current[(id(resource), namespace, name)] = meta
+        return current
+
+    def _map(self, func, items):
+        if len(items) <= 1 or self.workers == 1:
+            return [func(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
+            return list(pool.map(func, items))
+
+    # ------------------------------------------------------------------ applying
+    def _apply_one(self, item):
+        obj, resource, live = item
+        identity = {
+            "apiVersion": obj["apiVersion"],
+            "kind": obj["kind"],
+            "namespace": obj["metadata"].get("namespace"),
+            "name": obj["metadata"]["name"],
+        }
+        wanted = obj["metadata"]["annotations"][HASH_ANNOTATION]
+        if live is not None and self.skip_unchanged and live.get("hash") == wanted:
+            return dict(identity, action="skipped"), None, None
+        if resource is None:  # check mode, CRD not there yet
+            return dict(identity, action="created"), None, self._diff_entry(obj, None, obj)
+        namespace = identity["namespace"] if resource.namespaced else None
+        before = None
+        if self.diff and live is not None:
+            before = self.adapter.get(resource, identity["name"], namespace)
+        try:
+            after = self.adapter.apply(
+                resource, obj, namespace, field_manager=self.field_manager, force_conflicts=self.force_conflicts, dry_run=self.check_mode
+            )
+        except Exception as e:  # the API client raises ApiException, urllib3 errors, ValueError...
+            return identity, f"{object_id(obj)}: {api_message(e)}", None
+        if live is None:
+            action = "created"
+        elif self.check_mode:
+            action = "updated" if live.get("hash") != wanted else "unchanged"
+        else:
+            after_version = ((after or {}).get("metadata") or {}).get("resourceVersion")
+            action = "unchanged" if after_version == live.get("resourceVersion") else "updated"
+        entry = self._diff_entry(obj, before, after) if action != "unchanged" else None
+        return dict(identity, action=action), None, entry
+
+    def _diff_entry(self, obj, before, after):
+        if not self.diff:
+            return None
+        label = object_id(obj)
+        return {
+            "before_header": label,
+            "after_header": label,
+            "before": json.dumps(clean(before), indent=2, sort_keys=True) + "\n" if before else "",
+            "after": json.dumps(clean(after), indent=2, sort_keys=True) + "\n",
+        }
+
+    def _apply_wave(self, wave):
+        pairs = self._resolve(wave)
+        current = self._current(pairs)
+        items = []
+        for obj, resource in pairs:
+            live = None
+            if resource is not None:
+                namespace = obj["metadata"].get("namespace") if resource.namespaced else None
+                live = current.get((id(resource), namespace, obj["metadata"]["name"]))
+            items.append((obj, resource, live))
+        errors = []
+        for result, error, diff_entry in self._map(self._apply_one, items):
+            if error:
+                errors.append(error)
+                continue
+            self.results.append(result)
+            if diff_entry:
+                self.diffs.append(diff_entry)
+        if errors:
+            raise ApplyError(f"{len(errors)} object(s) failed to apply: " + "; ".join(sorted(errors)))
+
+    # ------------------------------------------------------------------ waiting
+    def _wait_all(self, targets):
+        """targets: (label, apiVersion, kind, name, namespace, condition)."""
+        if self.check_mode or not targets:
+            return
+
+        def wait_one(target):
+            label, api_version, kind, name, namespace, condition = target
+            started = time.monotonic()
+            ok, detail = self.adapter.wait(api_version, kind, name, namespace, condition, self.wait_timeout)
+            return label, ok, detail, round(time.monotonic() - started, 1)
+
+        failures = []
+        for label, ok, detail, seconds in self._map(wait_one, targets):
+            self.waited.append({"object": label, "ready": ok, "seconds": seconds})
+            if not ok:
+                failures.append(f"{label}: {detail}")
+        if failures:
+            raise ApplyError(f"timed out after {self.wait_timeout}s waiting for: " + "; ".join(sorted(failures)))
+
+    def run(self, objects):
+        waves = self.prepare(objects)
+        for wave in waves:
+            self._apply_wave(wave)
+            # CRDs sent in this wave (a skipped one was Established on an earlier run).
+            sent = {(r["kind"], r["name"]) for r in self.results if r["action"] != "skipped"}
+            crds = [obj for obj in wave if is_crd(obj) and (obj["kind"], obj["metadata"]["name"]) in sent]
+            self._wait_all(
+                [(f"{object_id(crd)} Established", crd["apiVersion"], crd["kind"], crd["metadata"]["name"], None, ESTABLISHED) for crd in crds]
+            )
+            if crds:
+                self.adapter.invalidate()
+        if self.wait:
+            targets = []
+            for wave in waves:
+                for obj in wave:
+                    if obj["kind"] in ROLLOUT_KINDS:
+                        meta = obj["metadata"]
+                        targets.append((f"{object_id(obj)} rolled out", obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"), None))
+            for item in self.wait_for:
+                api_version = item.get("apiVersion") or item.get("api_version")
+                if not api_version or not item.get("kind") or not item.get("name"):
+                    raise ApplyError(f"wait_for item {item!r} needs apiVersion, kind and name")
+                label = f"{item['kind']} {item.get('namespace') + '/' if item.get('namespace') else ''}{item['name']} ({api_version})"
+                targets.append((label, api_version, item["kind"], item["name"], item.get("namespace"), item.get("condition")))
+            self._wait_all(targets)
+        changed = any(result["action"] in ("created", "updated") for result in self.results)
+        return {
+            "changed": changed,
+            "results": self.results,
+            "applied": [self._label(r) for r in self.results if r["action"] != "skipped"],
+            "skipped": [self._label(r) for r in self.results if r["action"] == "skipped"],
+            "waited": self.waited,
+            "diff": self.diffs,
+        }
+
+    @staticmethod
+    def _label(result):
+        where = f"{result['namespace']}/{result['name']}" if result.get("namespace") else result["name"]
+        return f"{result['kind']} {where}"
+
+
+class ApiAdapter:
+    """Adapter over kubernetes.core's K8SClient (get_api_client)."""
+
+    METADATA_ACCEPT = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
+
+    def __init__(self, client, poll_interval=2):
+        self.client = client
+        self.poll_interval = poll_interval
+        self._cache = {}
+
+    def resource(self, api_version, kind):
+        key = (api_version, kind)
+        if key not in self._cache:
+            try:
+                self._cache[key] = self.client.resource(kind, api_version)
+            except Exception as first:  # ResourceNotFoundError; retry once on fresh discovery
+                self.invalidate()
+                try:
+                    self._cache[key] = self.client.resource(kind, api_version)
+                except Exception as e:
+                    raise UnknownResource(f"the API server does not serve {kind} in {api_version} ({e or first})") from e
+        return self._cache[key]
+
+    def invalidate(self):
+        self._cache.clear()
+        resources = self.client.client.resources
+        if hasattr(resources, "invalidate_cache"):
+            resources.invalidate_cache()
+
+    def list_metadata(self, resource, namespace):
+        listed = {}
+        token = None
+        while True:
+            response = self.client.client.request(
+                "get",
+                resource.path(namespace=namespace),
+                header_params={"Accept": self.METADATA_ACCEPT},
+                limit=500,
+                _continue=token,
+            )
+            data = response.to_dict() if hasattr(response, "to_dict") else response
+            for item in data.get("items") or []:
+                meta = item.get("metadata") or {}
+                listed[meta.get("name")] = {
+                    "hash": (meta.get("annotations") or {}).get(HASH_ANNOTATION),
+                    "resourceVersion": meta.get("resourceVersion"),
+                }
+            token = (data.get("metadata") or {}).get("continue")
+            if not token:
+                return listed
+
+    def get(self, resource, name, namespace):
+        try:
+            found = self.client.get(resource, name=name, namespace=namespace)
+        except Exception:  # NotFoundError: the object does not exist (yet)
+            return None
+        return found.to_dict() if hasattr(found, "to_dict") else found
+
+    def apply(self, resource, body, namespace, field_manager, force_conflicts, dry_run):
+        params = {"field_manager": field_manager, "force_conflicts": force_conflicts}
+        if dry_run:
+            params["dry_run"] = "All"
+        response = self.client.client.server_side_apply(resource, body=body, namespace=namespace, **params)
+        return response.to_dict() if hasattr(response, "to_dict") else response
+
+    def wait(self, api_version, kind, name, namespace, condition, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                resource = self.resource(api_version, kind)
+                break
+            except UnknownResource as e:
+                if time.monotonic() >= deadline:
+                    return False, str(e)
+                time.sleep(self.poll_interval)
+                self.invalidate()
+        if condition:
+
+            def predicate(instance):
+                return instance is not None and custom_condition(condition, instance)
+
+        else:
+            base = RESOURCE_PREDICATES.get(kind, exists)
+
+            def predicate(instance):
+                return instance is not None and base(instance)
+
+        remaining = max(1, int(deadline - time.monotonic()))
+        try:
+            ok, instance, _elapsed = Waiter(self.client, resource, predicate).wait(
+                timeout=remaining, sleep=self.poll_interval, name=name, namespace=namespace
+            )
+        except CoreException as e:
+            return False, str(e)
+        if ok:
+            return True, "ready"
+        status = (instance or {}).get("status") or {}
+        return False, f"not ready, status {json.dumps(status, sort_keys=True)[:300]}" if instance else "does not exist"
