@@ -1,0 +1,56 @@
+"""Verify researchops.mlops.nvidia_runtime on the molecule container.
+
+No GPU and no NVIDIA repository here: nvidia-smi and the toolkit package are stand-ins
+(see prepare.yml and files/). What is real: the driver check, the offline install path,
+the pinned version, and the daemon.json merge.
+"""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+
+SCENARIO = Path(__file__).resolve().parents[1]
+VERSIONS = SCENARIO.parents[1] / "roles/mlops_defaults/defaults/main/versions.yml"
+
+
+def pinned_version():
+    return yaml.safe_load(VERSIONS.read_text())["nvidia_container_toolkit_version"]
+
+
+def test_toolkit_installed_at_pinned_version(host):
+    pkg = host.package("nvidia-container-toolkit")
+    assert pkg.is_installed
+    assert pkg.version == pinned_version()
+    assert host.file("/usr/bin/nvidia-container-runtime").is_file
+
+
+def test_daemon_json_merged(host):
+    config = json.loads(host.file("/etc/docker/daemon.json").content_string)
+    assert config == {
+        "exec-opts": ["native.cgroupdriver=systemd"],
+        "log-driver": "json-file",
+        "log-opts": {"max-file": "3", "max-size": "10m"},
+        "runtimes": {"nvidia": {"args": [], "path": "nvidia-container-runtime"}},
+    }
+
+
+def test_clear_failure_without_driver(host):
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    env = dict(os.environ)
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(SCENARIO.parents[1] / "collections")
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    host.run_expect([0], "mv /usr/bin/nvidia-smi /usr/bin/nvidia-smi.hidden")
+    try:
+        run = subprocess.run(
+            ["ansible-playbook", "-i", inventory, "--check", str(SCENARIO / "driver-missing.yml")],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )
+    finally:
+        host.run_expect([0], "mv /usr/bin/nvidia-smi.hidden /usr/bin/nvidia-smi")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "has no working NVIDIA driver" in out, out
+    assert "nvidia-smi is not installed" in out, out
+    assert "nvidia-driver" in out, out
