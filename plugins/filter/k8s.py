@@ -63,8 +63,6 @@ _value:
   elements: dict
 """
 
-import copy
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import ObjectScopes, is_crd
@@ -85,14 +83,18 @@ def k8s_namespace(objects, namespace, force=False, rewrite_subjects=True):
     scopes = ObjectScopes(objects)
     result = []
     for obj in objects:
-        obj = copy.deepcopy(obj)
-        metadata = obj.setdefault("metadata", {})
+        # copy only what changes (upstream manifests are large; the input stays untouched)
+        obj = dict(obj)
+        metadata = obj["metadata"] = dict(obj.get("metadata") or {})
         if scopes.is_namespaced(obj["kind"]) and (force or not metadata.get("namespace")):
             metadata["namespace"] = namespace
-        if rewrite_subjects and obj["kind"] in ("RoleBinding", "ClusterRoleBinding"):
-            for subject in obj.get("subjects") or []:
-                if isinstance(subject, dict) and subject.get("kind") == "ServiceAccount" and not subject.get("namespace"):
-                    subject["namespace"] = namespace
+        if rewrite_subjects and obj["kind"] in ("RoleBinding", "ClusterRoleBinding") and isinstance(obj.get("subjects"), list):
+            obj["subjects"] = [
+                dict(subject, namespace=namespace)
+                if isinstance(subject, dict) and subject.get("kind") == "ServiceAccount" and not subject.get("namespace")
+                else subject
+                for subject in obj["subjects"]
+            ]
         result.append(obj)
     return result
 

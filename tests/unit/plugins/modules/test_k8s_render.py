@@ -1,0 +1,125 @@
+"""Unit tests of the render sink (module_utils.k8s_render behind modules.k8s_render)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from unittest import mock
+
+import pytest
+import yaml
+
+from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import ObjectError
+from ansible_collections.researchops.mlops.plugins.module_utils.k8s_render import render
+from ansible_collections.researchops.mlops.plugins.modules import k8s_render as module
+
+OBJECTS = [
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "demo"}, "spec": {"replicas": 1}},
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}},
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "script", "namespace": "demo"}, "data": {"run.sh": "#!/bin/sh\necho hi\n"}},
+]
+
+
+def tree(root):
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_layout_file_names_and_kustomizations(tmp_path):
+    result = render(str(tmp_path), "platform", "demo", OBJECTS)
+    assert result["changed"] is True
+    assert sorted(tree(tmp_path)) == [
+        "kustomization.yaml",
+        "platform/demo/configmap-demo-script.yaml",
+        "platform/demo/deployment-demo-web.yaml",
+        "platform/demo/kustomization.yaml",
+        "platform/demo/namespace-demo.yaml",
+        "platform/kustomization.yaml",
+    ]
+    component = yaml.safe_load((tmp_path / "platform/demo/kustomization.yaml").read_text())
+    assert component["resources"] == ["configmap-demo-script.yaml", "deployment-demo-web.yaml", "namespace-demo.yaml"]
+    assert yaml.safe_load((tmp_path / "platform/demo/configmap-demo-script.yaml").read_text()) == OBJECTS[2]
+
+
+def test_second_run_is_byte_identical_and_unchanged(tmp_path):
+    render(str(tmp_path), "platform", "demo", OBJECTS)
+    before = tree(tmp_path)
+    result = render(str(tmp_path), "platform", "demo", list(reversed(OBJECTS)))
+    assert result["changed"] is False and result["written"] == [] and result["removed"] == []
+    assert tree(tmp_path) == before
+
+
+def test_stale_files_of_the_component_are_removed(tmp_path):
+    render(str(tmp_path), "platform", "demo", OBJECTS)
+    (tmp_path / "platform/demo/notes.txt").write_text("kept: not YAML")
+    result = render(str(tmp_path), "platform", "demo", OBJECTS[:2])
+    assert result["removed"] == ["platform/demo/configmap-demo-script.yaml"]
+    assert (tmp_path / "platform/demo/notes.txt").exists()
+    assert "configmap-demo-script.yaml" not in (tmp_path / "platform/demo/kustomization.yaml").read_text()
+
+
+def test_check_mode_writes_nothing_and_diffs(tmp_path):
+    render(str(tmp_path), "platform", "demo", OBJECTS)
+    changed = [dict(OBJECTS[0], spec={"replicas": 2})] + OBJECTS[1:]
+    before = tree(tmp_path)
+    result = render(str(tmp_path), "platform", "demo", changed, check_mode=True)
+    assert result["changed"] is True and result["written"] == ["platform/demo/deployment-demo-web.yaml"]
+    assert tree(tmp_path) == before
+    assert "replicas: 1" in result["diff"][0]["before"] and "replicas: 2" in result["diff"][0]["after"]
+
+
+def test_phases_in_site_order_and_components_sorted(tmp_path):
+    render(str(tmp_path), "pipelines", "mnist", [OBJECTS[2]])
+    render(str(tmp_path), "platform", "zeta", [OBJECTS[1]])
+    render(str(tmp_path), "platform", "alpha", [OBJECTS[0]])
+    render(str(tmp_path), "cluster", "gpu", [])
+    assert yaml.safe_load((tmp_path / "kustomization.yaml").read_text())["resources"] == ["cluster", "platform", "pipelines"]
+    assert yaml.safe_load((tmp_path / "platform/kustomization.yaml").read_text())["resources"] == ["alpha", "zeta"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+def test_kubectl_kustomize_builds_tree_and_components(tmp_path):
+    render(str(tmp_path), "platform", "demo", OBJECTS)
+    render(str(tmp_path), "cluster", "empty", [])
+    for folder in (tmp_path, tmp_path / "platform/demo", tmp_path / "cluster/empty"):
+        result = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+    built = list(yaml.safe_load_all(subprocess.run(["kubectl", "kustomize", str(tmp_path)], capture_output=True, text=True, check=True).stdout))
+    assert len(built) == 3
+
+
+@pytest.mark.parametrize("phase, component, objects, message", [
+    ("Platform", "demo", [], "phase 'Platform' must be a folder name"),
+    ("platform", "../x", [], "component '../x' must be a folder name"),
+    ("platform", "demo", [OBJECTS[0], OBJECTS[0]], r"Deployment demo/web \(apps/v1\) is emitted twice"),
+    ("platform", "demo", [{"kind": "ConfigMap"}], r"platform/demo object 0: missing apiVersion, metadata.name"),
+])
+def test_errors(tmp_path, phase, component, objects, message):
+    with pytest.raises(ObjectError, match=message):
+        render(str(tmp_path), phase, component, objects)
+
+
+def run_module(args, check_mode=False, diff=False):
+    """Run modules.k8s_render.main() with args; return its JSON result."""
+    from ansible.module_utils import basic
+    from ansible.module_utils.common.text.converters import to_bytes
+
+    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with mock.patch.object(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))), \
+            mock.patch.object(basic, "_ANSIBLE_PROFILE", "legacy", create=True):
+        with pytest.raises(SystemExit), mock.patch("builtins.print") as printed:
+            module.main()
+    return json.loads(printed.call_args[0][0])
+
+
+def test_module_reports_files_and_diff_only_when_asked(tmp_path):
+    args = {"dest": str(tmp_path), "phase": "platform", "component": "demo", "objects": OBJECTS}
+    first = run_module(args, diff=True)
+    assert first["changed"] is True and len(first["diff"]) == 6 and first["objects"] == 3
+    second = run_module(args)
+    assert second["changed"] is False and "diff" not in second
+
+
+def test_module_fails_with_the_component_in_the_message(tmp_path):
+    result = run_module({"dest": str(tmp_path), "phase": "platform", "component": "demo", "objects": [OBJECTS[0], OBJECTS[0]]})
+    assert result["failed"] is True
+    assert result["msg"].startswith("render of platform/demo failed: Deployment demo/web (apps/v1) is emitted twice")
