@@ -1,67 +1,10 @@
 # Copyright: (c) 2026, ResearchOps developers
 # Apache License 2.0 (see LICENSE)
 """Small filters over lists of Kubernetes objects: set the namespace, select or drop by
-kind/name, split out CRDs."""
+kind/name, split out CRDs. Documentation: k8s_namespace.yml, k8s_select.yml, k8s_drop.yml,
+k8s_crds.yml beside this file."""
 
 from __future__ import annotations
-
-DOCUMENTATION = r"""
-name: k8s_namespace
-short_description: Set metadata.namespace on the namespaced objects that lack one
-version_added: 0.1.0
-author: ResearchOps developers
-description:
-  - Returns a copy of O(_input) where every namespaced object without
-    C(metadata.namespace) gets O(namespace). Cluster-scoped objects (built-in kinds and
-    kinds of C(scope=Cluster) CRDs found in the list) are left alone, as are objects that
-    already name a namespace unless O(force) is set.
-  - With O(rewrite_subjects), C(subjects[].namespace) of RoleBindings and
-    ClusterRoleBindings that lack a namespace get it too (upstream manifests leave them
-    empty for C(kubectl -n)).
-  - Companion filters in the same file - C(researchops.mlops.k8s_select) and
-    C(researchops.mlops.k8s_drop) keep or remove objects by C(kind) and/or C(name)
-    (each a string or a list); C(researchops.mlops.k8s_crds) keeps only the
-    CustomResourceDefinitions.
-options:
-  _input:
-    description: List of Kubernetes objects.
-    type: list
-    elements: dict
-    required: true
-  namespace:
-    description: Namespace to set.
-    type: str
-    required: true
-  force:
-    description: Also replace an existing namespace of a namespaced object.
-    type: bool
-    default: false
-  rewrite_subjects:
-    description: Set the namespace of ServiceAccount subjects of (Cluster)RoleBindings that have none.
-    type: bool
-    default: true
-"""
-
-EXAMPLES = r"""
-- name: Upstream Argo CD objects, in the argocd namespace
-  ansible.builtin.set_fact:
-    __objects: >-
-      {{ query('researchops.mlops.upstream_manifest', argocd_manifest)
-         | researchops.mlops.k8s_namespace(mlops_namespaces.argocd) }}
-
-- name: Drop the upstream argocd-cm ConfigMap, keep only Deployments
-  ansible.builtin.set_fact:
-    __no_cm: "{{ __objects | researchops.mlops.k8s_drop(kind='ConfigMap', name='argocd-cm') }}"
-    __deployments: "{{ __objects | researchops.mlops.k8s_select(kind='Deployment') }}"
-    __crds: "{{ __objects | researchops.mlops.k8s_crds }}"
-"""
-
-RETURN = r"""
-_value:
-  description: The objects, namespaced where needed (copies; the input is not modified).
-  type: list
-  elements: dict
-"""
 
 from ansible.errors import AnsibleFilterError
 
