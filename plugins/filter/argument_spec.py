@@ -25,9 +25,11 @@ options:
 EXAMPLES = r"""
 - name: Check inventory variables against the docker role's spec
   ansible.builtin.validate_argument_spec:
-    argument_spec: "{{ (lookup('ansible.builtin.file', 'roles/docker/meta/argument_specs.yml') | from_yaml).argument_specs.main.options | researchops.mlops.argument_spec_optional }}"
+    argument_spec: "{{ __docker_spec.argument_specs.main.options | researchops.mlops.argument_spec_optional }}"
     provided_arguments:
       docker_log_max_size: 10m
+  vars:
+    __docker_spec: "{{ lookup('ansible.builtin.file', 'roles/docker/meta/argument_specs.yml') | from_yaml }}"
 """
 
 RETURN = r"""
