@@ -23,7 +23,6 @@ from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects impo
     api_group,
     apply_wave,
     check_object,
-    content_hash,
     is_crd,
     object_id,
     object_key,

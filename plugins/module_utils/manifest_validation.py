@@ -286,7 +286,12 @@ class Validator:
             elif obj["kind"] in self.allow_kinds or kind_label in self.allow_kinds:
                 self.counts["allow-listed"] = self.counts.get("allow-listed", 0) + 1
             else:
-                issue("$", f"no schema for {obj['kind']} ({obj['apiVersion']}) in Kubernetes {normalise_k8s_version(self.k8s.version)}, the Argo schemas or any known CRD; allow-list the kind if that is expected")
+                version = normalise_k8s_version(self.k8s.version)
+                issue(
+                    "$",
+                    f"no schema for {obj['kind']} ({obj['apiVersion']}) in Kubernetes {version}, the Argo schemas or any known CRD; "
+                    "allow-list the kind if that is expected",
+                )
             return issues
         self.counts[name] = self.counts.get(name, 0) + 1
         for error in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: k8s_apply
 short_description: Server-side apply a list of Kubernetes objects, CRDs first, unchanged objects skipped
 version_added: 0.1.0
-author: ResearchOps developers
+author: ResearchOps developers (@researchops)
 description:
   - The apply half of the researchops sink (role C(researchops.mlops.k8s_sink) with
     C(mlops_k8s_sink=apply)). Built on the client of C(kubernetes.core) (same
@@ -33,6 +33,7 @@ description:
   - Failures name each object (C(Kind namespace/name (apiVersion))) and the API server's
     message; objects of a wave are all attempted before the module fails.
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - kubernetes.core.k8s_auth_options
 options:
   objects:
@@ -71,8 +72,9 @@ options:
     default: []
     suboptions:
       apiVersion:
-        description: API version (C(api_version) is accepted too).
+        description: API version.
         type: str
+        aliases: [api_version]
       kind:
         description: Kind.
         type: str
@@ -98,6 +100,8 @@ attributes:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: posix
 requirements:
   - kubernetes >= 24.2.0
 notes:

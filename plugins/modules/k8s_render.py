@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: k8s_render
 short_description: Write Kubernetes objects to a kustomize tree, one file per object
 version_added: 0.1.0
-author: ResearchOps developers
+author: ResearchOps developers (@researchops)
 description:
   - The render half of the researchops sink (role C(researchops.mlops.k8s_sink) with
     C(mlops_k8s_sink=render)). Runs where the play runs, so use it in plays on C(localhost).
@@ -49,11 +49,15 @@ options:
     type: list
     elements: str
     default: [preflight, nodes, k3s, cluster, platform, pipelines]
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: posix
 notes:
   - Secrets built from vault values are never given to this module (the sink role keeps
     them out of the render).

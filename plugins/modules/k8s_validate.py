@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: k8s_validate
 short_description: Validate Kubernetes objects strictly against the pinned upstream schemas
 version_added: 0.1.0
-author: ResearchOps developers
+author: ResearchOps developers (@researchops)
 description:
   - Validates every object of a render tree (O(path), all C(*.yaml) files except
     C(kustomization.yaml)) or of O(objects). Read-only; runs where the play runs.
@@ -65,11 +65,15 @@ options:
     description: Errors listed in the failure message (all are returned in RV(errors)).
     type: int
     default: 50
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 requirements:
   - jsonschema >= 4.18
   - kubernetes-validate
