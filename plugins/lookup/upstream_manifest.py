@@ -23,6 +23,10 @@ description:
   - With O(offline) and no O(upstream_dir), only an already cached and verified file is
     used; anything else fails saying which file is missing.
   - Use C(query) (or C(wantlist=true)); C(lookup) would return a lone object as a mapping.
+  - Parsing YAML is slow for the large manifests (seconds for Argo Workflows' 12 MB), and
+    a role may read one several times; the parsed objects are therefore kept as JSON in
+    O(download_cache)C(/parsed/<sha256>.json), keyed by the verified sha256 of the source
+    file, and read from there while the source's sum is unchanged (O(parse_cache)).
 options:
   _terms:
     description: Entries C({path, url, sha256}) (mappings), or lists of them.
@@ -41,6 +45,10 @@ options:
     description: Never download. Defaults to the variable C(mlops_offline).
     type: bool
     default: false
+  parse_cache:
+    description: Keep parsed objects as JSON in O(download_cache) (see above).
+    type: bool
+    default: true
   validate_certs:
     description: Verify the TLS certificate of the download server.
     type: bool
@@ -73,6 +81,7 @@ _raw:
 """
 
 import hashlib
+import json
 import os
 import tempfile
 
@@ -145,12 +154,44 @@ def read_cached(cache_dir, path, url, digest, offline, validate_certs, timeout):
     except Exception as e:  # open_url raises URLError, HTTPError, SSLValidationError, socket errors...
         raise AnsibleLookupError(f"upstream_manifest: download of {url} failed: {to_native(e)}") from e
     verify(data, digest, f"{url} (downloaded)")
-    os.makedirs(os.path.dirname(where), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(where), prefix=".download-")
+    write_atomic(where, data)
+    return data, where
+
+
+def write_atomic(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
-    os.replace(tmp, where)
-    return data, where
+    os.replace(tmp, path)
+
+
+def parse(data, where, digest, cache_dir):
+    """Objects of a verified file; the JSON copy in cache_dir/parsed/ is used when present."""
+    cached = os.path.join(cache_dir, "parsed", f"{digest}.json") if cache_dir else None
+    if cached and os.path.isfile(cached):
+        try:
+            with open(cached, encoding="utf-8") as handle:
+                entry = json.load(handle)
+            if isinstance(entry, dict) and entry.get("source_sha256") == digest and isinstance(entry.get("objects"), list):
+                return entry["objects"]
+        except ValueError:
+            pass  # unreadable cache entry: parse the source again and rewrite it
+    try:
+        objects = load_documents(data.decode("utf-8"), where)
+    except (ObjectError, UnicodeDecodeError) as e:
+        raise AnsibleLookupError(f"upstream_manifest: {to_native(e)}") from e
+    if cached:
+        try:
+            text = json.dumps({"source_sha256": digest, "objects": objects}, sort_keys=True)
+        except TypeError:
+            return objects  # YAML values JSON cannot hold (timestamps): no cache
+        if json.loads(text)["objects"] == objects:  # int keys would not survive JSON
+            try:
+                write_atomic(cached, text.encode("utf-8"))
+            except OSError:
+                pass  # a read-only cache only costs speed
+    return objects
 
 
 class LookupModule(LookupBase):
@@ -170,6 +211,7 @@ class LookupModule(LookupBase):
         cache_dir = os.path.expanduser(to_text(self._setting("download_cache", variables, kwargs) or "~/.cache/researchops"))
         offline = self._bool(self._setting("offline", variables, kwargs))
         validate_certs = self.get_option("validate_certs")
+        parse_cache = self.get_option("parse_cache")
         timeout = self.get_option("timeout")
 
         entries = []
@@ -185,10 +227,7 @@ class LookupModule(LookupBase):
                 data, where = read_local(os.path.expanduser(upstream_dir), path, digest)
             else:
                 data, where = read_cached(cache_dir, path, url, digest, offline, validate_certs, timeout)
-            try:
-                objects.extend(load_documents(data.decode("utf-8"), where))
-            except (ObjectError, UnicodeDecodeError) as e:
-                raise AnsibleLookupError(f"upstream_manifest: {to_native(e)}") from e
+            objects.extend(parse(data, where, digest, cache_dir if parse_cache else None))
         return objects
 
     @staticmethod

@@ -19,6 +19,14 @@ from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects impo
 
 # Phase folders in site.yml order; any other phase folder comes after them, sorted.
 DEFAULT_PHASES = ("preflight", "nodes", "k3s", "cluster", "platform", "pipelines")
+# Options of the k8s_render module and action plugin.
+ARGUMENT_SPEC = {
+    "dest": {"type": "path", "required": True},
+    "phase": {"type": "str", "required": True},
+    "component": {"type": "str", "required": True},
+    "objects": {"type": "list", "elements": "dict", "required": True},
+    "phases": {"type": "list", "elements": "str", "default": list(DEFAULT_PHASES)},
+}
 KUSTOMIZATION = "kustomization.yaml"
 _PART = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 

@@ -12,7 +12,10 @@ version_added: 0.1.0
 author: ResearchOps developers (@researchops)
 description:
   - The render half of the researchops sink (role C(researchops.mlops.k8s_sink) with
-    C(mlops_k8s_sink=render)). Runs where the play runs, so use it in plays on C(localhost).
+    C(mlops_k8s_sink=render)).
+  - An action plugin of the same name does the work B(on the controller), in the
+    Ansible process (no transfer of the object list to a module process); O(dest) is a
+    path on the controller whatever the play's hosts and connection.
   - Writes each object of O(objects) to O(dest)/O(phase)/O(component)/ as
     C(<kind>-<namespace>-<name>.yaml) (C(<kind>-<name>.yaml) without a namespace;
     lower-cased, every run of characters other than C([a-z0-9.]) replaced by C(-); the API
@@ -103,20 +106,11 @@ objects:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import ObjectError
-from ansible_collections.researchops.mlops.plugins.module_utils.k8s_render import DEFAULT_PHASES, render
+from ansible_collections.researchops.mlops.plugins.module_utils.k8s_render import ARGUMENT_SPEC, render
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "dest": {"type": "path", "required": True},
-            "phase": {"type": "str", "required": True},
-            "component": {"type": "str", "required": True},
-            "objects": {"type": "list", "elements": "dict", "required": True},
-            "phases": {"type": "list", "elements": "str", "default": list(DEFAULT_PHASES)},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
     try:
         result = render(params["dest"], params["phase"], params["component"], params["objects"], module.check_mode, params["phases"])

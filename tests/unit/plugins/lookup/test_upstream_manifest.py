@@ -3,6 +3,7 @@ checksum errors, multi-document parsing."""
 from __future__ import annotations
 
 import hashlib
+import json
 from unittest import mock
 
 import pytest
@@ -43,6 +44,7 @@ def entry(path="demo/v1/install.yaml", sha256=SUM, url="https://example.org/inst
 
 
 def lookup(terms, **kwargs):
+    kwargs.setdefault("parse_cache", "download_cache" in kwargs)  # never the real ~/.cache
     return LookupModule().run(terms, variables={}, **kwargs)
 
 
@@ -145,7 +147,7 @@ def test_download_error_names_the_url(tmp_path):
 
 def test_settings_come_from_mlops_variables(local_copy):
     module = LookupModule()
-    objects = module.run([entry()], variables={"mlops_upstream_dir": str(local_copy), "mlops_offline": True})
+    objects = module.run([entry()], variables={"mlops_upstream_dir": str(local_copy), "mlops_offline": True}, parse_cache=False)
     assert len(objects) == 3
 
 
@@ -169,3 +171,39 @@ def test_real_upstream_copy_parses(repo_root):
     objects = lookup([versions["cert_manager_crds"]], upstream_dir=upstream_dir)
     assert all(is_crd(o) for o in objects)
     assert len(objects) == len(versions["cert_manager_crds"])
+
+
+def test_parsed_objects_are_cached_by_source_sum(local_copy, tmp_path):
+    cache = tmp_path / "cache"
+    first = lookup([entry()], upstream_dir=str(local_copy), download_cache=str(cache))
+    cached = cache / "parsed" / f"{SUM}.json"
+    assert cached.is_file()
+    with mock.patch.object(upstream_manifest, "load_documents") as parse:
+        assert lookup([entry()], upstream_dir=str(local_copy), download_cache=str(cache)) == first
+    parse.assert_not_called()
+
+
+def test_a_changed_source_is_never_served_from_the_parse_cache(local_copy, tmp_path):
+    cache = tmp_path / "cache"
+    lookup([entry()], upstream_dir=str(local_copy), download_cache=str(cache))
+    (local_copy / "demo/v1/install.yaml").write_bytes(MANIFEST + b"# changed\n")
+    with pytest.raises(AnsibleLookupError, match="sha256 mismatch"):
+        lookup([entry()], upstream_dir=str(local_copy), download_cache=str(cache))
+
+
+def test_corrupt_parse_cache_is_rewritten(local_copy, tmp_path):
+    cache = tmp_path / "cache"
+    (cache / "parsed").mkdir(parents=True)
+    (cache / "parsed" / f"{SUM}.json").write_text("{not json")
+    assert len(lookup([entry()], upstream_dir=str(local_copy), download_cache=str(cache))) == 3
+    assert json.loads((cache / "parsed" / f"{SUM}.json").read_text())["source_sha256"] == SUM
+
+
+def test_data_json_cannot_hold_is_not_cached(tmp_path):
+    data = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, creationTimestamp: 2024-01-01T00:00:00Z}\ndata: {1: x}\n"
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up/cm.yaml").write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    objects = lookup([entry(path="cm.yaml", sha256=digest)], upstream_dir=str(tmp_path / "up"), download_cache=str(tmp_path / "cache"))
+    assert objects[0]["data"] == {1: "x"}
+    assert not (tmp_path / "cache" / "parsed" / f"{digest}.json").exists()

@@ -123,3 +123,39 @@ def test_module_fails_with_the_component_in_the_message(tmp_path):
     result = run_module({"dest": str(tmp_path), "phase": "platform", "component": "demo", "objects": [OBJECTS[0], OBJECTS[0]]})
     assert result["failed"] is True
     assert result["msg"].startswith("render of platform/demo failed: Deployment demo/web (apps/v1) is emitted twice")
+
+
+def test_sink_role_render_through_the_action_plugin_check_mode_and_idempotence(tmp_path, repo_root, ansible_env):
+    """The k8s_sink role in render mode: check mode writes nothing, the first run
+    writes, the second reports no change; vault Secrets are not written."""
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": False,
+        "tasks": [{
+            "name": "Sink",
+            "ansible.builtin.include_role": {"name": "researchops.mlops.k8s_sink"},
+            "vars": {
+                "k8s_sink_phase": "platform",
+                "k8s_sink_component": "demo",
+                "k8s_sink_objects": OBJECTS,
+                "k8s_sink_secrets": [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "demo"}, "stringData": {"k": "v"}}],
+            },
+        }],
+    }]))
+    out = tmp_path / "out"
+
+    def play(*extra):
+        cmd = [str(repo_root / ".venv/bin/ansible-playbook"), str(playbook), "-e", "mlops_k8s_sink=render", "-e", f"mlops_render_dir={out}", *extra]
+        result = subprocess.run(cmd, cwd=repo_root, env=ansible_env, capture_output=True, text=True, timeout=300, check=False)
+        assert result.returncode == 0, result.stdout[-3000:]
+        return result.stdout
+
+    assert "changed=1" in play("--check", "--diff")
+    assert not out.exists()
+    assert "changed=1" in play()
+    assert sorted(p.name for p in (out / "platform/demo").iterdir()) == [
+        "configmap-demo-script.yaml", "deployment-demo-web.yaml", "kustomization.yaml", "namespace-demo.yaml"]
+    assert "changed=0" in play("--check", "--diff")
+    assert "changed=0" in play()
