@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 name: upstream_manifest
 short_description: Kubernetes objects of a pinned upstream manifest, checksum-verified
 version_added: 0.1.0
-author: ResearchOps developers
+author: ResearchOps developers (@researchops)
 description:
   - Takes one or more C({path, url, sha256}) entries of C(versions.yml) and returns the
     Kubernetes objects of those files, in file order; multi-document YAML is split, empty
