@@ -42,6 +42,27 @@ def link_collection(repo_root, dest):
     return dest
 
 
+def link_kubernetes_core(dest):
+    """ansible_collections/kubernetes/core under dest: the installed collection with its
+    k8s and k8s_info modules replaced by the recorder."""
+    import ansible_collections.kubernetes.core as real
+
+    source = Path(real.__file__).parent if getattr(real, "__file__", None) else Path(list(real.__path__)[0])
+    root = dest / "ansible_collections" / "kubernetes" / "core"
+    modules = root / "plugins" / "modules"
+    modules.mkdir(parents=True)
+    for entry in source.iterdir():
+        if entry.name != "plugins":
+            (root / entry.name).symlink_to(entry)
+    for entry in (source / "plugins").iterdir():
+        if entry.name != "modules":
+            (root / "plugins" / entry.name).symlink_to(entry)
+    for entry in (source / "plugins" / "modules").glob("*.py"):
+        target = FILES / "kubernetes_core_k8s_recorder.py" if entry.name in ("k8s.py", "k8s_info.py") else entry
+        (modules / entry.name).symlink_to(target)
+    return dest
+
+
 def run(repo_root, env, extra, record=None, collections=None):
     env = dict(env)
     if record:
@@ -104,3 +125,40 @@ def test_vault_secrets_go_to_the_module_but_never_to_the_render_or_the_log(both_
 def test_the_apply_engine_gets_the_sink_options(both_paths):
     calls, _, _ = both_paths
     assert calls and {call["field_manager"] for call in calls} == {"researchops"}
+
+
+@pytest.fixture(scope="module")
+def kubernetes_core_path(tmp_path_factory, repo_root, ansible_env, both_paths):
+    base = tmp_path_factory.mktemp("kubernetes_core_path")
+    record = base / "record.jsonl"
+    record.touch()
+    # kubernetes.core's action plugin checks that the kubeconfig exists; nothing reads it
+    (base / "no-cluster.yaml").write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    collections = link_kubernetes_core(link_collection(repo_root, base / "collections"))
+    log = run(
+        repo_root,
+        ansible_env,
+        {"harbor_admin_password": VAULT_VALUE, "mlops_k8s_sink": "apply", "mlops_kubeconfig": base / "no-cluster.yaml",
+         "k8s_sink_apply_engine": "kubernetes_core"},
+        record=record,
+        collections=collections,
+    )
+    return [json.loads(line) for line in record.read_text().splitlines()], both_paths[1], log
+
+
+def test_kubernetes_core_engine_gets_the_same_objects_in_waves(kubernetes_core_path):
+    calls, tree, log = kubernetes_core_path
+    applies = [call for call in calls if "definition" in call]
+    assert applies and all(call["apply"] is True and call["server_side_apply"]["field_manager"] == "researchops" for call in applies)
+    secret_calls = [call for call in applies if any(obj["kind"] == "Secret" and obj not in tree for obj in call["definition"])]
+    assert len(secret_calls) == 1
+    object_calls = [call for call in applies if call not in secret_calls]
+    sent = Counter(canonical(obj) for call in object_calls for obj in call["definition"])
+    assert sent == Counter(canonical(obj) for obj in tree)
+    for call in object_calls:
+        kinds = {obj["kind"] for obj in call["definition"]}
+        if "CustomResourceDefinition" in kinds:
+            assert kinds == {"CustomResourceDefinition"} and call["wait_condition"] == {"type": "Established", "status": "True"}
+        elif "Namespace" in kinds:
+            assert kinds == {"Namespace"}
+    assert VAULT_VALUE not in log
