@@ -38,10 +38,10 @@ def k8s_objects():
 
 # versions.yml entries benchmarked and the namespace each manifest goes to.
 MANIFESTS = [
-    ("argocd_manifest", "bench-argocd"),
-    ("argo_workflows_manifest", "bench-argo"),
-    ("argo_events_manifest", "bench-argo-events"),
-    ("cert_manager_crds", None),
+    ("mlops_argocd_manifest", "bench-argocd"),
+    ("mlops_argo_workflows_manifest", "bench-argo"),
+    ("mlops_argo_events_manifest", "bench-argo-events"),
+    ("mlops_cert_manager_crds", None),
 ]
 
 
@@ -51,7 +51,7 @@ def fail(message, code=2):
 
 
 def load_objects(upstream_dir, names):
-    versions = yaml.safe_load((REPO_ROOT / "roles/mlops_defaults/defaults/main/versions.yml").read_text())
+    versions = yaml.safe_load((REPO_ROOT / "roles/mlops/defaults/main/versions.yml").read_text())
     objects = []
     for key, namespace in MANIFESTS:
         if names and key not in names:

@@ -62,15 +62,15 @@ options:
 EXAMPLES = r"""
 - name: Argo CD objects from the pinned install.yaml
   ansible.builtin.set_fact:
-    __argocd_objects: "{{ query('researchops.mlops.upstream_manifest', argocd_manifest) }}"
+    __argocd_objects: "{{ query('researchops.mlops.upstream_manifest', mlops_argocd_manifest) }}"
 
 - name: All cert-manager CRDs (a list of entries)
   ansible.builtin.set_fact:
-    __crds: "{{ query('researchops.mlops.upstream_manifest', cert_manager_crds) }}"
+    __crds: "{{ query('researchops.mlops.upstream_manifest', mlops_cert_manager_crds) }}"
 
 - name: Read from a given offline copy, whatever the inventory says
   ansible.builtin.set_fact:
-    __objects: "{{ query('researchops.mlops.upstream_manifest', argocd_manifest, upstream_dir='/srv/upstream') }}"
+    __objects: "{{ query('researchops.mlops.upstream_manifest', mlops_argocd_manifest, upstream_dir='/srv/upstream') }}"
 """
 
 RETURN = r"""

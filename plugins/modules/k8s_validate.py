@@ -83,10 +83,10 @@ EXAMPLES = r"""
 - name: Validate the render tree
   researchops.mlops.k8s_validate:
     path: "{{ mlops_render_dir }}"
-    k8s_version: "{{ k3s_version }}"
-    workflows_schema: "{{ mlops_upstream_dir }}/{{ argo_workflows_schema.path }}"
-    events_schema: "{{ mlops_upstream_dir }}/{{ argo_events_schema.path }}"
-    crd_files: "{{ ([argocd_manifest] + cert_manager_crds) | map(attribute='path') | map('regex_replace', '^', mlops_upstream_dir ~ '/') }}"
+    k8s_version: "{{ mlops_k3s_version }}"
+    workflows_schema: "{{ mlops_upstream_dir }}/{{ mlops_argo_workflows_schema.path }}"
+    events_schema: "{{ mlops_upstream_dir }}/{{ mlops_argo_events_schema.path }}"
+    crd_files: "{{ ([mlops_argocd_manifest] + mlops_cert_manager_crds) | map(attribute='path') | map('regex_replace', '^', mlops_upstream_dir ~ '/') }}"
 """
 
 RETURN = r"""

@@ -14,8 +14,8 @@ import yaml
 pytestmark = pytest.mark.slow
 
 ROLE_DEFAULTS = [
-    "roles/mlops_defaults/defaults/main/platform.yml",
-    "roles/mlops_defaults/defaults/main/versions.yml",
+    "roles/mlops/defaults/main/platform.yml",
+    "roles/mlops/defaults/main/versions.yml",
     "roles/k3s/defaults/main.yml",
     "roles/k3s_server/defaults/main.yml",
     "roles/k3s_agent/defaults/main.yml",

@@ -137,7 +137,7 @@ def test_wrong_variable_type(repo_root, ansible_env, tmp_path):
 def test_removed_variable(repo_root, ansible_env, tmp_path):
     inv = inventory(["s1"], extra_vars="    k3s_release_version: v1.30.0+k3s1")
     result = run_preflight(repo_root, ansible_env, tmp_path, inv, {"s1": DEBIAN_FACTS})
-    assert_failed_with(result, "k3s_release_version was removed", "k3s_version")
+    assert_failed_with(result, "k3s_release_version was removed", "mlops_k3s_version")
 
 
 def test_letsencrypt_needs_token(repo_root, ansible_env, tmp_path):

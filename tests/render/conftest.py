@@ -14,7 +14,7 @@ import yaml
 from ansible_collections.researchops.mlops.plugins.module_utils import manifest_validation
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULTS = REPO_ROOT / "roles" / "mlops_defaults" / "defaults" / "main"
+DEFAULTS = REPO_ROOT / "roles" / "mlops" / "defaults" / "main"
 # Playbook rendered by the suite (override to render a part while developing).
 RENDER_PLAYBOOK = os.environ.get("MLOPS_RENDER_PLAYBOOK", "site.yml")
 RENDER_TIMEOUT = 900
@@ -85,11 +85,11 @@ def validator_factory(upstream, versions):
     """New strict validators built like playbooks/validate.yml builds them."""
 
     def make():
-        crd_entries = [versions["argocd_manifest"], *versions["cert_manager_crds"]]
+        crd_entries = [versions["mlops_argocd_manifest"], *versions["mlops_cert_manager_crds"]]
         return manifest_validation.Validator(
-            k8s_version=versions.get("k3s_version", manifest_validation.DEFAULT_K8S_VERSION),
-            workflows_schema=str(upstream / versions["argo_workflows_schema"]["path"]),
-            events_schema=str(upstream / versions["argo_events_schema"]["path"]),
+            k8s_version=versions.get("mlops_k3s_version", manifest_validation.DEFAULT_K8S_VERSION),
+            workflows_schema=str(upstream / versions["mlops_argo_workflows_schema"]["path"]),
+            events_schema=str(upstream / versions["mlops_argo_events_schema"]["path"]),
             crd_files=[str(upstream / entry["path"]) for entry in crd_entries],
         )
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import yaml
 
 SCENARIO = Path(__file__).resolve().parents[1]
-VERSIONS = SCENARIO.parents[1] / "roles/mlops_defaults/defaults/main/versions.yml"
+VERSIONS = SCENARIO.parents[1] / "roles/mlops/defaults/main/versions.yml"
 
 
 def pinned_version():
-    return yaml.safe_load(VERSIONS.read_text())["nvidia_container_toolkit_version"]
+    return yaml.safe_load(VERSIONS.read_text())["mlops_nvidia_container_toolkit_version"]
 
 
 def test_toolkit_installed_at_pinned_version(host):

@@ -32,7 +32,7 @@ LABEL_CHAIN = "researchops.io/chain"
 ANNOTATION_MODEL_VERSION = "researchops.io/model-version"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "researchops.mlops"}
 
-# Values every pipeline needs from the platform (roles/mlops_defaults platform.yml); the
+# Values every pipeline needs from the platform (roles/mlops platform.yml); the
 # role passes them, the filter has no defaults of its own for them.
 PLATFORM_KEYS = {
     "namespace": "namespace of the pipelines (mlops_namespaces.pipelines)",

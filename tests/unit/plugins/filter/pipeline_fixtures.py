@@ -10,7 +10,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 EXAMPLE_SPEC = REPO_ROOT / "examples" / "mnist" / "pipeline.yml"
-VERSIONS = REPO_ROOT / "roles" / "mlops_defaults" / "defaults" / "main" / "versions.yml"
+VERSIONS = REPO_ROOT / "roles" / "mlops" / "defaults" / "main" / "versions.yml"
 
 PLATFORM = {
     "namespace": "mlops-pipelines",
@@ -39,7 +39,7 @@ def platform():
 
 
 def images():
-    return dict(yaml.safe_load(VERSIONS.read_text(encoding="utf-8"))["pipelines_images"])
+    return dict(yaml.safe_load(VERSIONS.read_text(encoding="utf-8"))["mlops_pipelines_images"])
 
 
 def set_path(data, dotted, value):

@@ -84,7 +84,7 @@ def test_output_is_deterministic_and_holds_no_secret_value():
 
 
 def test_default_image_is_the_versions_file_pin(repo_root):
-    versions = yaml.safe_load((repo_root / "roles/mlops_defaults/defaults/main/versions.yml").read_text())
+    versions = yaml.safe_load((repo_root / "roles/mlops/defaults/main/versions.yml").read_text())
     assert versions["mlops_job_image"] == DEFAULT_IMAGE
 
 

@@ -167,10 +167,10 @@ def test_real_upstream_copy_parses(repo_root):
     from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import is_crd
 
     upstream_dir = os.environ.get("MLOPS_UPSTREAM_DIR", str(repo_root.parent / "shared" / "upstream"))
-    versions = yaml.safe_load((repo_root / "roles/mlops_defaults/defaults/main/versions.yml").read_text())
-    objects = lookup([versions["cert_manager_crds"]], upstream_dir=upstream_dir)
+    versions = yaml.safe_load((repo_root / "roles/mlops/defaults/main/versions.yml").read_text())
+    objects = lookup([versions["mlops_cert_manager_crds"]], upstream_dir=upstream_dir)
     assert all(is_crd(o) for o in objects)
-    assert len(objects) == len(versions["cert_manager_crds"])
+    assert len(objects) == len(versions["mlops_cert_manager_crds"])
 
 
 def test_parsed_objects_are_cached_by_source_sum(local_copy, tmp_path):
