@@ -37,7 +37,11 @@ layer_lint() { ansible-lint; }
 layer_build() {
   rm -rf build/collection && mkdir -p build/collection &&
     ansible-galaxy collection build --force --output-path build/collection . &&
-    tar -tzf build/collection/researchops-mlops-*.tar.gz | grep -q '^roles/k3s_server/tasks/main.yml$'
+    tar -tzf build/collection/researchops-mlops-*.tar.gz > build/collection/contents.txt || return 1
+  # The artifact holds the roles and plugins, and none of the checkout's local state.
+  grep -qx 'roles/k3s_server/tasks/main.yml' build/collection/contents.txt &&
+    grep -qx 'plugins/modules/k8s_apply.py' build/collection/contents.txt &&
+    ! grep -qE '^(\.venv|collections|molecule|build)/' build/collection/contents.txt
 }
 
 layer_syntax() {
