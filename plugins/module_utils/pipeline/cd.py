@@ -43,7 +43,8 @@ PATCH=$(jq -cn --arg sha "$CODE_SHA" --arg model "$MODEL_PLACEHOLDER=$IMAGE" \
   --arg tools "$TOOLS_PLACEHOLDER=$TOOLS_IMAGE" --arg deployment "$DEPLOYMENT" \
   --argjson replicas "$REPLICAS" --arg version "$VERSION" --arg key "$VERSION_ANNOTATION" \
   '{spec: {source: {targetRevision: $sha, kustomize: {images: [$model, $tools],
-    replicas: [{name: $deployment, count: $replicas}], commonAnnotations: {($key): $version}}}}}')
+    replicas: [{name: $deployment, count: $replicas}], commonAnnotations: {($key): $version}}},
+    syncPolicy: {automated: {prune: true, selfHeal: true}}}}')
 kubectl -n "$ARGOCD_NAMESPACE" patch application "$APPLICATION" --type merge -p "$PATCH"
 echo "Application $APPLICATION: model version $VERSION, image $IMAGE, manifests at $CODE_SHA"
 DEADLINE=$(( $(date +%s) + TIMEOUT ))
@@ -73,6 +74,19 @@ echo "smoke request POST $URL ok for model version $MODEL_VERSION: $(printf '%s'
 """
 
 
+# Worst case of one CD run, in seconds, besides the two roll-out waits of the deploy step
+# (Argo CD picking up the revision, then `kubectl rollout status`, each up to
+# rollout_timeout): the smoke request (5 retries of at most 30 s + 3 s apart), the lineage
+# read and three pod start-ups.
+CD_OVERHEAD = 300
+
+
+def cd_deadline(rollout_timeout):
+    """activeDeadlineSeconds of a CD Workflow: its own worst case, plus as long again for
+    the one CD of the same pipeline it may wait for behind the mutex."""
+    return 2 * (2 * rollout_timeout + CD_OVERHEAD)
+
+
 def cd_workflow_template(pipeline):
     spec = pipeline.spec
     cd = spec["cd"]
@@ -85,7 +99,10 @@ def cd_workflow_template(pipeline):
         "spec": {
             "entrypoint": "cd",
             "serviceAccountName": pipeline.sa("cd"),
-            "activeDeadlineSeconds": cd["rollout_timeout"] + 600,
+            "activeDeadlineSeconds": cd_deadline(cd["rollout_timeout"]),
+            # One CD per pipeline at a time: two model versions of one commit (a branch
+            # push and a tag push) never patch the Application concurrently.
+            "synchronization": {"mutexes": [{"name": f"{pipeline.name}-cd"}]},
             "workflowMetadata": {"labels": pipeline.labels("cd")},
             "arguments": {"parameters": [
                 {"name": "model-version", "description": "Model version to deploy (git tag or short commit SHA); must have passed CT."},
@@ -201,9 +218,12 @@ def application(pipeline):
             "labels": pipeline.labels("cd"),
             "finalizers": ["resources-finalizer.argocd.argoproj.io"],
         },
-        # targetRevision, kustomize images/replicas/commonAnnotations are owned by the CD
-        # workflow (kubectl patch); they are left out here so that re-running the playbook
-        # never reverts a deployed model version.
+        # targetRevision, kustomize images/replicas/commonAnnotations and the automated
+        # sync policy are owned by the CD workflow (kubectl patch); they are left out here
+        # so that re-running the playbook never reverts a deployed model version. Until the
+        # first CD the Application does not sync at all: nothing pushed to the repository
+        # is deployed unless it passed CI and the CT gate, and afterwards Argo CD follows
+        # only the commit SHA the CD workflow pinned.
         "spec": {
             "project": platform["argocd_project"],
             "source": {
@@ -215,9 +235,6 @@ def application(pipeline):
                 }]},
             },
             "destination": {"server": "https://kubernetes.default.svc", "namespace": pipeline.namespace},
-            "syncPolicy": {
-                "automated": {"prune": True, "selfHeal": True},
-                "syncOptions": ["CreateNamespace=false"],
-            },
+            "syncPolicy": {"syncOptions": ["CreateNamespace=false"]},
         },
     }

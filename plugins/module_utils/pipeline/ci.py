@@ -5,6 +5,8 @@ image with Kaniko (layer cache in the registry's cache project)."""
 
 from __future__ import annotations
 
+from .events import chain_parameter, chain_step, next_stage_template
+
 WORKSPACE = "/work"
 OUTPUTS = "/tmp/outputs"
 
@@ -40,6 +42,10 @@ if [ -n "$TAG" ]; then
 else
   VERSION=$(printf '%s' "$SHA" | cut -c1-7)
   GIT_REF=${REF:-$REVISION}
+fi
+if ! printf '%s' "$GIT_REF" | grep -Eq '^[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}$'; then
+  echo "git ref '$GIT_REF' is not a plain ref name (letters, digits, '_', '.', '/', '-'; at most 255)" >&2
+  exit 1
 fi
 if ! printf '%s' "$VERSION" | grep -Eq '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$'; then
   echo "git tag '$TAG' cannot be a model version / image tag (letters, digits, '_', '.', '-'; at most 128)" >&2
@@ -154,6 +160,7 @@ def ci_workflow_template(pipeline):
             "arguments": {"parameters": [
                 {"name": "revision", "description": "Commit SHA, tag or branch to build."},
                 {"name": "ref", "value": "", "description": "Full git ref of the push (refs/heads/..., refs/tags/...); empty for manual runs."},
+                chain_parameter(),
             ]},
             "volumeClaimTemplates": [workspace_claim("2Gi")],
             "volumes": [
@@ -171,7 +178,10 @@ def ci_workflow_template(pipeline):
                     [{"name": "build", "template": "build", "arguments": {"parameters": [
                         {"name": "commit-sha", "value": "{{steps.checkout.outputs.parameters.commit-sha}}"},
                         {"name": "version", "value": "{{steps.checkout.outputs.parameters.version}}"}]}}],
+                    chain_step("ct", [("revision", "{{steps.checkout.outputs.parameters.commit-sha}}"),
+                                      ("ref", "{{steps.checkout.outputs.parameters.git-ref}}")]),
                 ]},
+                next_stage_template(pipeline, "ct", ["revision", "ref"]),
                 checkout_template(pipeline, "checkout", [f"/work/src/{dockerfile}"],
                                   {"commit-sha": "commit-sha", "git-ref": "git-ref", "version": "version"}),
                 {

@@ -7,6 +7,7 @@ lineage under s3://<models bucket>/<name>/<model version>/."""
 from __future__ import annotations
 
 from .ci import WORKSPACE, checkout_template, repo_file, workspace_claim
+from .events import chain_parameter, chain_step, next_stage_template
 
 GPU_LABEL = "nvidia.com/gpu.present"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -127,6 +128,7 @@ def ct_workflow_template(pipeline):
                  "description": f"Version of dataset {ct['dataset']['name']} to train on."},
                 {"name": "threshold", "value": "",
                  "description": "Gate threshold override; empty: the params file's threshold, else the spec's."},
+                chain_parameter(),
             ]},
             # The workspace volume is node-local (ReadWriteOnce): every step of the run stays
             # on GPU nodes so that the training step can mount it.
@@ -143,7 +145,9 @@ def ct_workflow_template(pipeline):
                     [{"name": "evaluate", "template": "evaluate",
                       "arguments": from_checkout("commit-sha", "git-ref", "version")}],
                     [{"name": "store", "template": "store", "arguments": from_checkout("version")}],
+                    chain_step("cd", [("model-version", "{{steps.checkout.outputs.parameters.version}}")]),
                 ]},
+                next_stage_template(pipeline, "cd", ["model-version"]),
                 checkout_template(pipeline, "checkout", [params_file],
                                   {"commit-sha": "commit-sha", "git-ref": "git-ref", "version": "model-version"}),
                 {

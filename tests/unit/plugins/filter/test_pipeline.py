@@ -14,7 +14,7 @@ from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeli
 from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import load_schema
 
 from pipeline_fixtures import REPO_ROOT, example_spec, images, platform
-from pipeline_validation import validate_object
+from pipeline_validation import validate_object, validate_objects
 
 
 def generate(spec=None):
@@ -41,10 +41,8 @@ def objects():
 
 
 def test_every_object_is_valid_upstream(objects, upstream):
-    assert len(objects) == 26
-    for obj in objects:
-        errors = validate_object(obj, upstream)
-        assert not errors, f"{obj['kind']}/{obj['metadata']['name']}: {errors}"
+    assert len(objects) == 24
+    assert validate_objects(objects, upstream) == []
 
 
 def test_strict_validation_catches_unknown_fields(objects, upstream):
@@ -129,7 +127,7 @@ def test_ct_trains_on_gpu_node(count):
 def test_ct_data_gate_and_lineage(objects):
     wft = by_kind(objects, "WorkflowTemplate", "mnist-ct")
     params = {p["name"]: p.get("value") for p in wft["spec"]["arguments"]["parameters"]}
-    assert params == {"revision": None, "ref": "", "data-version": "v1", "threshold": ""}
+    assert params == {"revision": None, "ref": "", "data-version": "v1", "threshold": "", "chain": "true"}
     fetch = template(wft, "fetch-data")["container"]
     assert env(fetch)["BUCKET"] == "datasets" and env(fetch)["DATASET"] == "mnist"
     assert fetch["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
@@ -140,7 +138,7 @@ def test_ct_data_gate_and_lineage(objects):
     globals_ = {p["name"]: p.get("globalName") for p in checkout["outputs"]["parameters"]}
     assert globals_["version"] == "model-version"
     steps = [step[0]["name"] for step in template(wft, "ct")["steps"]]
-    assert steps == ["checkout", "fetch-data", "train", "evaluate", "store"]
+    assert steps == ["checkout", "fetch-data", "train", "evaluate", "store", "start-cd"]
 
 
 def test_cd_application_serves_off_gpu(objects):
@@ -169,25 +167,15 @@ def test_cd_workflow(objects):
     assert smoke["SMOKE_PATH"] == "/predict" and smoke["SERVICE"] == "mnist" and smoke["PORT"] == "8080"
 
 
-def test_sensors_chain_ci_ct_cd(objects):
-    wfts = {o["metadata"]["name"] for o in objects if o["kind"] == "WorkflowTemplate"}
-    sources = {o["metadata"]["name"]: o for o in objects if o["kind"] == "EventSource"}
-    chain = {}
-    for sensor in by_kind(objects, "Sensor"):
-        dep = sensor["spec"]["dependencies"][0]
-        assert dep["eventSourceName"] in sources
-        trigger = sensor["spec"]["triggers"][0]["template"]["argoWorkflow"]
-        assert trigger["operation"] == "submit"
-        ref = trigger["source"]["resource"]["spec"]["workflowTemplateRef"]["name"]
-        assert ref in wfts
-        chain[dep["eventName"]] = (ref, [p["src"]["dataKey"] for p in trigger["parameters"]])
-        assert sensor["spec"]["template"]["serviceAccountName"] == "mnist-sensor"
-    assert chain["push"] == ("mnist-ci", ["body.after", "body.ref"])
-    assert chain["ci-completed"][0] == "mnist-ct"
-    assert chain["ct-completed"] == ("mnist-cd", ['body.status.outputs.parameters.#(name=="model-version").value'])
-    for name in ("mnist-ct", "mnist-cd"):
-        data = by_kind(objects, "Sensor", name)["spec"]["dependencies"][0]["filters"]["data"]
-        assert data == [{"path": "body.status.phase", "type": "string", "value": ["^Succeeded$"]}]
+def test_sensor_starts_ci_only(objects):
+    sensor = by_kind(objects, "Sensor")
+    assert [o["metadata"]["name"] for o in sensor] == ["mnist-ci"]
+    trigger = sensor[0]["spec"]["triggers"][0]
+    argo = trigger["template"]["argoWorkflow"]
+    assert argo["operation"] == "submit"
+    assert argo["source"]["resource"]["spec"]["workflowTemplateRef"]["name"] == "mnist-ci"
+    assert [p["src"]["dataKey"] for p in argo["parameters"]] == ["body.after", "body.ref"]
+    assert trigger["atLeastOnce"] is True
 
 
 def test_ci_sensor_ref_filter():
@@ -211,20 +199,6 @@ def test_webhook_eventsource_requires_signature(objects):
     assert github["insecure"] is False
 
 
-def test_workflow_completion_eventsource(objects):
-    resource = by_kind(objects, "EventSource", "mnist-workflows")["spec"]["resource"]
-    for stage in ("ci", "ct"):
-        watch = resource[f"{stage}-completed"]
-        assert watch["eventTypes"] == ["ADD"] and watch["filter"]["afterStart"] is True
-        labels = {(s["key"], s["operation"], s["value"]) for s in watch["filter"]["labels"]}
-        assert ("researchops.io/stage", "==", stage) in labels
-        assert ("workflows.argoproj.io/completed", "==", "true") in labels
-        assert ("researchops.io/chain", "!=", "false") in labels
-    for wft in by_kind(objects, "WorkflowTemplate"):
-        stage = wft["metadata"]["labels"]["researchops.io/stage"]
-        assert wft["spec"]["workflowMetadata"]["labels"]["researchops.io/stage"] == stage
-
-
 def test_rbac_least_privilege(objects):
     roles = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["rules"] for o in objects if o["kind"] == "Role"}
     executor = {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
@@ -232,14 +206,12 @@ def test_rbac_least_privilege(objects):
     assert roles[("mlops-pipelines", "mnist-ct")] == [executor]
     assert roles[("argocd", "mnist-cd")] == [{"apiGroups": ["argoproj.io"], "resources": ["applications"],
                                                "resourceNames": ["mnist-serving"], "verbs": ["get", "patch"]}]
-    assert {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]} in \
-        roles[("mlops-pipelines", "mnist-sensor")]
     for rules in roles.values():
         for rule in rules:
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
             assert "secrets" not in rule["resources"]
     sas = {o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount"}
-    assert sas == {f"mnist-{s}" for s in ("ci", "ct", "cd", "sensor", "eventsource")}
+    assert sas == {f"mnist-{s}" for s in ("ci", "ct", "cd", "chain", "sensor", "eventsource")}
     for binding in (o for o in objects if o["kind"] == "RoleBinding"):
         assert binding["subjects"][0]["name"] in sas
         assert (binding["metadata"]["namespace"], binding["roleRef"]["name"]) in roles
