@@ -205,3 +205,39 @@ def test_serving_application_does_not_sync_before_a_gated_cd(objects):
     assert "targetRevision" not in app["spec"]["source"]
     deploy = template(find(objects, "WorkflowTemplate", "mnist-cd"), "deploy")["container"]["command"][2]
     assert "targetRevision: $sha" in deploy and "syncPolicy: {automated:" in deploy
+
+
+def _secret_refs(node, found=None):
+    """Every Secret name a pod spec fragment references (volumes, env, envFrom, pull secrets)."""
+    found = set() if found is None else found
+    if isinstance(node, dict):
+        if "secretName" in node:
+            found.add(node["secretName"])
+        for key in ("secretRef", "secretKeyRef"):
+            if key in node:
+                found.add(node[key]["name"])
+        for item in node.get("imagePullSecrets", []):
+            found.add(item["name"])
+        for value in node.values():
+            _secret_refs(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _secret_refs(item, found)
+    return found
+
+
+def test_steps_reach_only_their_own_secrets():
+    """A pod can read a Secret only through the API (no step account has `secrets`: see
+    above) or by naming it in its spec. The WorkflowTemplates name only this pipeline's
+    Secrets and the platform's shared ones; the steps running the repository's own code
+    (train, evaluate) name none, whatever another pipeline in the namespace holds."""
+    plat = platform()
+    spec = example_spec()
+    spec["repo"]["credentials_secret"] = "mnist-git"
+    objs = generate(spec)
+    shared = {plat["registry_push_secret"], plat["s3_credentials_secret"]}
+    for wft in (o for o in objs if o["kind"] == "WorkflowTemplate"):
+        assert _secret_refs(wft) <= shared | {"mnist-git"}, wft["metadata"]["name"]
+    ct = find(objs, "WorkflowTemplate", "mnist-ct")
+    for name in ("train", "evaluate"):
+        assert _secret_refs(template(ct, name)) == set(), name
