@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 
+from .ci import kubelet_literal
 from .ct import GPU_LABEL, s3_env_from
+from .security import container_security, pod_security
 
 # Placeholder image names used by the serving manifests in the model repo; the CD step
 # replaces them through the Application's kustomize `images`.
@@ -30,8 +32,9 @@ cat /tmp/outputs/lineage.json
 
 DEPLOY_SCRIPT = r"""set -eu
 field() { printf '%s' "$LINEAGE" | jq -er "$1"; }
-IMAGE=$(field .image)
 CODE_SHA=$(field .code_sha)
+# The serving image: the multi-arch manifest list CI built from the same commit.
+IMAGE=$SERVE_REPOSITORY:$CODE_SHA
 VERSION=$(field .model_version)
 if [ "$VERSION" != "$MODEL_VERSION" ]; then
   echo "lineage of $MODEL_VERSION names model version $VERSION: refusing to deploy" >&2; exit 1
@@ -100,6 +103,7 @@ def cd_workflow_template(pipeline):
             "entrypoint": "cd",
             "serviceAccountName": pipeline.sa("cd"),
             "activeDeadlineSeconds": cd_deadline(cd["rollout_timeout"]),
+            "securityContext": pod_security(),
             # One CD per pipeline at a time: two model versions of one commit (a branch
             # push and a tag push) never patch the Application concurrently.
             "synchronization": {"mutexes": [{"name": f"{pipeline.name}-cd"}]},
@@ -126,10 +130,12 @@ def cd_workflow_template(pipeline):
                             {"name": "S3_ENDPOINT", "value": platform["s3_endpoint"]},
                             {"name": "AWS_DEFAULT_REGION", "value": platform["s3_region"]},
                             {"name": "MODELS_PREFIX", "value": pipeline.models_prefix},
+                            {"name": "HOME", "value": "/tmp"},
                             version_env,
                         ],
                         "envFrom": s3_env_from(pipeline),
                         "terminationMessagePolicy": "FallbackToLogsOnError",
+                        "securityContext": container_security(),
                     },
                 },
                 {
@@ -151,9 +157,12 @@ def cd_workflow_template(pipeline):
                             {"name": "MODEL_PLACEHOLDER", "value": MODEL_IMAGE_PLACEHOLDER},
                             {"name": "TOOLS_PLACEHOLDER", "value": TOOLS_IMAGE_PLACEHOLDER},
                             {"name": "TOOLS_IMAGE", "value": pipeline.images["awscli"]},
+                            {"name": "SERVE_REPOSITORY", "value": pipeline.serve_repository},
+                            {"name": "HOME", "value": "/tmp"},
                             {"name": "VERSION_ANNOTATION", "value": "researchops.io/model-version"},
                         ],
                         "terminationMessagePolicy": "FallbackToLogsOnError",
+                        "securityContext": container_security(),
                     },
                 },
                 {
@@ -168,11 +177,12 @@ def cd_workflow_template(pipeline):
                             {"name": "NAMESPACE", "value": pipeline.namespace},
                             {"name": "PORT", "value": str(cd["port"])},
                             {"name": "SMOKE_PATH", "value": cd["smoke"]["path"]},
-                            {"name": "SMOKE_BODY", "value": json.dumps(cd["smoke"]["body"], sort_keys=True,
-                                                                        separators=(",", ":"))},
+                            {"name": "SMOKE_BODY", "value": kubelet_literal(json.dumps(
+                                cd["smoke"]["body"], sort_keys=True, separators=(",", ":"), allow_nan=False))},
                             {"name": "EXPECT_KEY", "value": cd["smoke"]["expect_key"]},
                         ],
                         "terminationMessagePolicy": "FallbackToLogsOnError",
+                        "securityContext": container_security(),
                     },
                 },
             ],
@@ -191,6 +201,7 @@ def serving_patch(pipeline):
         "metadata": {"name": pipeline.deployment},
         "spec": {"template": {"spec": {
             "imagePullSecrets": [{"name": platform["registry_push_secret"]}],
+            "securityContext": pod_security(),
             "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                 {"matchExpressions": [{"key": GPU_LABEL, "operator": "DoesNotExist"}]}]}}},
             "initContainers": [{
@@ -201,14 +212,23 @@ def serving_patch(pipeline):
                     {"name": "MODEL_BASE_URI", "value": pipeline.models_prefix},
                 ],
                 "envFrom": s3_env_from(pipeline),
+                "securityContext": container_security(),
             }],
         }}},
     }
     return json.dumps(patch, sort_keys=True)
 
 
+def serving_container_patch():
+    """JSON 6902 patch: the restricted securityContext on the serving container (the
+    first one; the Deployment's own sidecars must bring theirs)."""
+    return json.dumps([{"op": "add", "path": "/spec/template/spec/containers/0/securityContext",
+                        "value": container_security()}], sort_keys=True)
+
+
 def application(pipeline):
     platform = pipeline.platform
+    target = {"group": "apps", "version": "v1", "kind": "Deployment", "name": pipeline.deployment}
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
@@ -229,10 +249,10 @@ def application(pipeline):
             "source": {
                 "repoURL": pipeline.spec["repo"]["url"],
                 "path": pipeline.deploy_path,
-                "kustomize": {"patches": [{
-                    "target": {"group": "apps", "version": "v1", "kind": "Deployment", "name": pipeline.deployment},
-                    "patch": serving_patch(pipeline),
-                }]},
+                "kustomize": {"patches": [
+                    {"target": target, "patch": serving_patch(pipeline)},
+                    {"target": target, "patch": serving_container_patch()},
+                ]},
             },
             "destination": {"server": "https://kubernetes.default.svc", "namespace": pipeline.namespace},
             "syncPolicy": {"syncOptions": ["CreateNamespace=false"]},

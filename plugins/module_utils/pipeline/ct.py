@@ -1,13 +1,16 @@
 # Copyright: (c) 2026, ResearchOps developers
 # Apache License 2.0 (see LICENSE)
 """CT stage: WorkflowTemplate <name>-ct. Checkout -> fetch the dataset version from S3 ->
-train on a GPU node -> evaluate and gate on the metric -> store model, metrics and
+train (on a GPU node when ct.gpu.count > 0, else on the CPU) -> evaluate and gate on the metric -> store model, metrics and
 lineage under s3://<models bucket>/<name>/<model version>/."""
 
 from __future__ import annotations
 
-from .ci import WORKSPACE, checkout_template, repo_file, workspace_claim
+from .ci import WORKSPACE, checkout_template, kubelet_literal, repo_file, workspace_claim
 from .events import chain_parameter, chain_step, next_stage_template
+from .security import container_security, pod_security
+
+ARCH_LABEL = "kubernetes.io/arch"
 
 GPU_LABEL = "nvidia.com/gpu.present"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -94,7 +97,28 @@ def s3_env_from(pipeline):
     return [{"secretRef": {"name": pipeline.platform["s3_credentials_secret"]}}]
 
 
+def _harden(template):
+    """Restricted container securityContext on every container of the template list."""
+    for item in template["spec"]["templates"]:
+        if "container" in item:
+            item["container"].setdefault("securityContext", container_security())
+    return template
+
+
+def _gpu(template, gpus):
+    """GPU placement of the training step and its tolerations (only when it takes GPUs)."""
+    if gpus:
+        template["spec"]["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+        train = next(t for t in template["spec"]["templates"] if t["name"] == "train")
+        train["podSpecPatch"] = '{"runtimeClassName": "%s"}' % GPU_RUNTIME_CLASS
+    return template
+
+
 def ct_workflow_template(pipeline):
+    return _harden(_gpu(_ct_workflow_template(pipeline), pipeline.spec["ct"]["gpu"]["count"]))
+
+
+def _ct_workflow_template(pipeline):
     spec = pipeline.spec
     ct = spec["ct"]
     platform = pipeline.platform
@@ -110,7 +134,19 @@ def ct_workflow_template(pipeline):
         return {"parameters": [
             {"name": name, "value": f"{{{{steps.checkout.outputs.parameters.{name}}}}}"} for name in names]}
 
-    user_env = [{"name": item["name"], "value": item["value"]} for item in ct["env"]]
+    user_env = [{"name": item["name"], "value": kubelet_literal(item["value"])} for item in ct["env"]]
+    user_env.append({"name": "HOME", "value": "/tmp"})
+    gpus = ct["gpu"]["count"]
+    # Every step stays on nodes of ct.architecture (the training image is built for it
+    # only) and, with GPUs, on GPU nodes: the workspace volume is node-local
+    # (ReadWriteOnce), so the training step must find it where the others wrote it.
+    node_terms = [{"key": ARCH_LABEL, "operator": "In", "values": [ct["architecture"]]}]
+    if gpus:
+        node_terms.append({"key": GPU_LABEL, "operator": "In", "values": ["true"]})
+    train_resources = {"requests": {"cpu": ct["resources"]["cpu"], "memory": ct["resources"]["memory"]},
+                       "limits": {"memory": ct["resources"]["memory"]}}
+    if gpus:
+        train_resources["limits"][GPU_RESOURCE] = str(gpus)
     mounts = [{"name": "workspace", "mountPath": WORKSPACE}]
     return {
         "apiVersion": "argoproj.io/v1alpha1",
@@ -130,11 +166,9 @@ def ct_workflow_template(pipeline):
                  "description": "Gate threshold override; empty: the params file's threshold, else the spec's."},
                 chain_parameter(),
             ]},
-            # The workspace volume is node-local (ReadWriteOnce): every step of the run stays
-            # on GPU nodes so that the training step can mount it.
             "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchExpressions": [{"key": GPU_LABEL, "operator": "In", "values": ["true"]}]}]}}},
-            "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+                {"matchExpressions": node_terms}]}}},
+            "securityContext": pod_security(),
             "imagePullSecrets": [{"name": platform["registry_push_secret"]}],
             "volumeClaimTemplates": [workspace_claim(ct["workspace_size"])],
             "templates": [
@@ -169,7 +203,6 @@ def ct_workflow_template(pipeline):
                 {
                     "name": "train",
                     "inputs": {"parameters": [{"name": "commit-sha"}]},
-                    "podSpecPatch": '{"runtimeClassName": "%s"}' % GPU_RUNTIME_CLASS,
                     "container": {
                         "name": "main",
                         "image": image,
@@ -177,10 +210,7 @@ def ct_workflow_template(pipeline):
                                     "--data-dir", "/work/data", "--model-dir", "/work/model"],
                         "env": user_env,
                         "volumeMounts": mounts,
-                        "resources": {
-                            "requests": {"cpu": ct["resources"]["cpu"], "memory": ct["resources"]["memory"]},
-                            "limits": {GPU_RESOURCE: str(ct["gpu"]["count"])},
-                        },
+                        "resources": train_resources,
                         "terminationMessagePolicy": "FallbackToLogsOnError",
                     },
                 },
@@ -214,7 +244,8 @@ def ct_workflow_template(pipeline):
                             {"name": "CREATED_AT", "value": "{{workflow.creationTimestamp}}"},
                         ],
                         "volumeMounts": mounts,
-                        "resources": {"requests": {"cpu": ct["resources"]["cpu"], "memory": ct["resources"]["memory"]}},
+                        "resources": {"requests": {"cpu": ct["resources"]["cpu"], "memory": ct["resources"]["memory"]},
+                                      "limits": {"memory": ct["resources"]["memory"]}},
                         "terminationMessagePolicy": "FallbackToLogsOnError",
                     },
                 },

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import re
 
+from .security import container_security, pod_security
+
 WEBHOOK_PORT = 12000
 # Workflow parameter that turns the chaining off for a manual re-run of one stage.
 CHAIN_PARAMETER = "chain"
@@ -42,6 +44,12 @@ def glob_to_regex(pattern):
     return "".join(out)
 
 
+def pod_template(pipeline, account):
+    """Pod template of an EventSource or Sensor: its ServiceAccount, restricted security."""
+    return {"serviceAccountName": pipeline.sa(account), "securityContext": pod_security(),
+            "container": {"securityContext": container_security()}}
+
+
 def eventsource_service_name(pipeline):
     """Service the Argo Events controller creates for the webhook EventSource."""
     return f"{pipeline.github_eventsource}-eventsource-svc"
@@ -54,7 +62,7 @@ def github_eventsource(pipeline):
         "kind": "EventSource",
         "metadata": pipeline.meta(pipeline.github_eventsource, "webhook"),
         "spec": {
-            "template": {"serviceAccountName": pipeline.sa("eventsource")},
+            "template": pod_template(pipeline, "eventsource"),
             "service": {"ports": [{"name": "webhook", "port": WEBHOOK_PORT, "targetPort": WEBHOOK_PORT}]},
             "github": {
                 "push": {
@@ -93,7 +101,7 @@ def ci_sensor(pipeline):
         "kind": "Sensor",
         "metadata": pipeline.meta(f"{pipeline.name}-ci", "ci"),
         "spec": {
-            "template": {"serviceAccountName": pipeline.sa("sensor")},
+            "template": pod_template(pipeline, "sensor"),
             "dependencies": [dict(dependency, filters={"data": [
                 {"path": "body.ref", "type": "string", "value": ref_patterns(pipeline)},
                 # Branch/tag deletions are pushes too; they have nothing to build.
