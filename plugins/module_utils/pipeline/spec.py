@@ -195,6 +195,8 @@ def _error_to_spec_error(prefix, error):
         return PipelineSpecError(path, f"{value!r} is out of range: must be {bounds}")
     if kind == "minItems":
         return PipelineSpecError(path, f"must hold at least {error.validator_value} item(s), got {len(value)}")
+    if kind == "maxItems":
+        return PipelineSpecError(path, f"must hold at most {error.validator_value} item(s), got {len(value)}")
     if kind == "uniqueItems":
         return PipelineSpecError(path, f"items must be unique, got {value!r}")
     if kind == "minProperties":
