@@ -6,6 +6,8 @@ lineage under s3://<models bucket>/<name>/<model version>/."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .ci import WORKSPACE, checkout_template, kubelet_literal, repo_file, workspace_claim
 from .events import chain_parameter, chain_step, next_stage_template
 from .security import container_security, pod_security
@@ -33,49 +35,9 @@ fi
 echo "fetched $COUNT file(s) of dataset $DATASET version $DATA_VERSION from $SRC"
 """
 
-# Threshold precedence: -p threshold=<x> on the workflow, else the params file's
-# `threshold`, else the spec's ct.threshold. The evaluate script exits non-zero with
-# "<metric> <value> below threshold <x>" when the gate fails; the check below repeats the
-# comparison on the metrics file so that a script that forgets to fail cannot deploy.
-EVALUATE_SCRIPT = r"""set -eu
-THRESHOLD=$THRESHOLD_OVERRIDE
-if [ -z "$THRESHOLD" ]; then
-  THRESHOLD=$(python -c 'import sys, yaml
-with open(sys.argv[1]) as handle:
-    data = yaml.safe_load(handle) or {}
-print(data.get("threshold", sys.argv[2]))' "$PARAMS_FILE" "$SPEC_THRESHOLD")
-fi
-export THRESHOLD
-python "$EVALUATE" --params "$PARAMS_FILE" --data-dir /work/data --model-dir /work/model \
-  --metrics-out /work/metrics.json --threshold "$THRESHOLD"
-python -c 'import json, os, sys
-with open("/work/metrics.json") as handle:
-    metrics = json.load(handle)
-metric, threshold = os.environ["METRIC"], float(os.environ["THRESHOLD"])
-if metrics.get("metric") != metric:
-    sys.exit("evaluate reported metric %r, the pipeline gates on %r" % (metrics.get("metric"), metric))
-value = float(metrics["value"])
-if value < threshold or metrics.get("passed") is False:
-    sys.exit("%s %s below threshold %s: model not stored, nothing deployed" % (metric, value, threshold))
-lineage = {
-    "pipeline": os.environ["PIPELINE"],
-    "model_version": os.environ["VERSION"],
-    "model_uri": os.environ["MODEL_URI"],
-    "code_sha": os.environ["CODE_SHA"],
-    "git_ref": os.environ["GIT_REF"],
-    "repo_url": os.environ["REPO_URL"],
-    "dataset": os.environ["DATASET"],
-    "data_version": os.environ["DATA_VERSION"],
-    "image": os.environ["IMAGE"],
-    "metrics": dict(metrics, threshold=threshold, passed=True),
-    "created_by": {"workflow": os.environ["WORKFLOW_NAME"], "uid": os.environ["WORKFLOW_UID"],
-                   "namespace": os.environ["WORKFLOW_NAMESPACE"]},
-    "created_at": os.environ["CREATED_AT"],
-}
-with open("/work/lineage.json", "w") as handle:
-    json.dump(lineage, handle, indent=2, sort_keys=True)
-print("%s %s >= threshold %s: gate passed for model version %s" % (metric, value, threshold, os.environ["VERSION"]))'
-"""
+# The gate is a real script file (scripts/gate.py beside this module), run by the evaluate
+# step as an Argo `script` template in the model image.
+GATE_SCRIPT = (Path(__file__).resolve().parent / "scripts" / "gate.py").read_text(encoding="utf-8")
 
 STORE_SCRIPT = S3_PREAMBLE + r"""DEST="$MODEL_URI"
 s3 sync --only-show-errors --delete /work/model/ "$DEST/model/"
@@ -100,8 +62,9 @@ def s3_env_from(pipeline):
 def _harden(template):
     """Restricted container securityContext on every container of the template list."""
     for item in template["spec"]["templates"]:
-        if "container" in item:
-            item["container"].setdefault("securityContext", container_security())
+        for key in ("container", "script"):
+            if key in item:
+                item[key].setdefault("securityContext", container_security())
     return template
 
 
@@ -219,10 +182,11 @@ def _ct_workflow_template(pipeline):
                     "inputs": {"parameters": [{"name": "commit-sha"}, {"name": "git-ref"}, {"name": "version"}]},
                     "outputs": {"parameters": [
                         {"name": "metrics", "globalName": "metrics", "valueFrom": {"path": "/work/metrics.json"}}]},
-                    "container": {
+                    "script": {
                         "name": "main",
                         "image": image,
-                        "command": ["/bin/sh", "-c", EVALUATE_SCRIPT],
+                        "command": ["python"],
+                        "source": GATE_SCRIPT,
                         "env": user_env + [
                             {"name": "EVALUATE", "value": ct["evaluate_script"]},
                             {"name": "PARAMS_FILE", "value": params_file},

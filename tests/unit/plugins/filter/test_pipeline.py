@@ -182,7 +182,9 @@ def test_ct_data_gate_and_lineage(objects):
     fetch = template(wft, "fetch-data")["container"]
     assert env(fetch)["BUCKET"] == "datasets" and env(fetch)["DATASET"] == "mnist"
     assert fetch["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
-    evaluate = env(template(wft, "evaluate")["container"])
+    evaluate_script = template(wft, "evaluate")["script"]
+    assert evaluate_script["command"] == ["python"] and "def main(env)" in evaluate_script["source"]
+    evaluate = env(evaluate_script)
     assert evaluate["METRIC"] == "accuracy" and evaluate["SPEC_THRESHOLD"] == "0.9"
     assert evaluate["MODEL_URI"] == "s3://models/mnist/{{inputs.parameters.version}}"
     checkout = template(wft, "checkout")
@@ -309,10 +311,11 @@ def test_subfolder_repo_paths():
 def test_every_step_script_is_valid_shell(objects):
     for wft in by_kind(objects, "WorkflowTemplate"):
         for tmpl in wft["spec"]["templates"]:
-            command = tmpl.get("container", {}).get("command", [])
-            if command[:2] == ["/bin/sh", "-c"]:
-                result = subprocess.run(["sh", "-n", "-c", command[2]], capture_output=True, text=True, check=False)
-                assert result.returncode == 0, f"{wft['metadata']['name']}/{tmpl['name']}: {result.stderr}"
+            for container in [tmpl.get("container", {})] + tmpl.get("containerSet", {}).get("containers", []):
+                command = container.get("command", [])
+                if command[:2] == ["/bin/sh", "-c"]:
+                    result = subprocess.run(["sh", "-n", "-c", command[2]], capture_output=True, text=True, check=False)
+                    assert result.returncode == 0, f"{wft['metadata']['name']}/{tmpl['name']}: {result.stderr}"
 
 
 def _schema_paths(schema, prefix=""):
