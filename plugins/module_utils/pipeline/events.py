@@ -2,8 +2,9 @@
 # Apache License 2.0 (see LICENSE)
 """How the stages are started and chained.
 
-- EventSource <name>-github: GitHub push webhook at https://<webhook host>/<name>, every
-  delivery's signature checked against the webhook Secret.
+- EventSource <name>-github (or <name>-gitlab): push webhook at
+  https://<webhook host>/<name>, every delivery's signature (GitHub) or token (GitLab)
+  checked against the webhook Secret.
 - Sensor <name>-ci: a push to a watched branch or tag submits a Workflow from
   WorkflowTemplate <name>-ci (at-least-once trigger with retries).
 - CI -> CT and CT -> CD are not events: the last step of a successful CI (CT) Workflow
@@ -52,7 +53,49 @@ def pod_template(pipeline, account):
 
 def eventsource_service_name(pipeline):
     """Service the Argo Events controller creates for the webhook EventSource."""
-    return f"{pipeline.github_eventsource}-eventsource-svc"
+    return f"{pipeline.webhook_eventsource}-eventsource-svc"
+
+
+def _webhook_context(pipeline):
+    return {
+        "endpoint": f"/{pipeline.name}",
+        "port": str(WEBHOOK_PORT),
+        "method": "POST",
+        "url": f"https://{pipeline.platform['webhook_host']}",
+    }
+
+
+def gitlab_eventsource(pipeline):
+    """argo-events v1.9.11 pkg/eventsources/sources/gitlab/start.go: the X-Gitlab-Token is
+    compared with secretToken only when the source creates the project hook itself
+    (NeedToCreateHooks: accessToken and webhook.url set), so both are always set."""
+    owner, name = pipeline.github_repository()
+    gitlab = pipeline.spec["webhook"]["gitlab"]
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "EventSource",
+        "metadata": pipeline.meta(pipeline.webhook_eventsource, "webhook"),
+        "spec": {
+            "template": pod_template(pipeline, "eventsource"),
+            "service": {"ports": [{"name": "webhook", "port": WEBHOOK_PORT, "targetPort": WEBHOOK_PORT}]},
+            "gitlab": {
+                "push": {
+                    "projects": [f"{owner}/{name}"],
+                    "events": ["PushEvents", "TagPushEvents"],
+                    "webhook": _webhook_context(pipeline),
+                    "accessToken": {"name": gitlab["access_token"]["name"], "key": gitlab["access_token"]["key"]},
+                    "secretToken": {"name": pipeline.webhook_secret, "key": pipeline.webhook_secret_key},
+                    "enableSSLVerification": True,
+                    "gitlabBaseURL": gitlab["base_url"].rstrip("/"),
+                    "deleteHookOnFinish": False,
+                },
+            },
+        },
+    }
+
+
+def webhook_eventsource(pipeline):
+    return gitlab_eventsource(pipeline) if pipeline.provider == "gitlab" else github_eventsource(pipeline)
 
 
 def github_eventsource(pipeline):
@@ -60,7 +103,7 @@ def github_eventsource(pipeline):
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "EventSource",
-        "metadata": pipeline.meta(pipeline.github_eventsource, "webhook"),
+        "metadata": pipeline.meta(pipeline.webhook_eventsource, "webhook"),
         "spec": {
             "template": pod_template(pipeline, "eventsource"),
             "service": {"ports": [{"name": "webhook", "port": WEBHOOK_PORT, "targetPort": WEBHOOK_PORT}]},
@@ -68,12 +111,7 @@ def github_eventsource(pipeline):
                 "push": {
                     "repositories": [{"owner": owner, "names": [name]}],
                     "events": ["push"],
-                    "webhook": {
-                        "endpoint": f"/{pipeline.name}",
-                        "port": str(WEBHOOK_PORT),
-                        "method": "POST",
-                        "url": f"https://{pipeline.platform['webhook_host']}",
-                    },
+                    "webhook": _webhook_context(pipeline),
                     "webhookSecret": {"name": pipeline.webhook_secret, "key": pipeline.webhook_secret_key},
                     "contentType": "json",
                     "active": True,
@@ -94,7 +132,12 @@ def ref_patterns(pipeline):
 
 
 def ci_sensor(pipeline):
-    dependency = {"name": "push", "eventSourceName": pipeline.github_eventsource, "eventName": "push"}
+    dependency = {"name": "push", "eventSourceName": pipeline.webhook_eventsource, "eventName": "push"}
+    if pipeline.provider == "gitlab":
+        # GitLab marks a deleted branch or tag by an all-zero `after`.
+        gone = {"path": "body.after", "type": "string", "comparator": "!=", "value": ["^0{40}$"]}
+    else:
+        gone = {"path": "body.deleted", "type": "bool", "value": ["false"]}
     parameters = [("revision", "body.after"), ("ref", "body.ref")]
     return {
         "apiVersion": "argoproj.io/v1alpha1",
@@ -105,7 +148,7 @@ def ci_sensor(pipeline):
             "dependencies": [dict(dependency, filters={"data": [
                 {"path": "body.ref", "type": "string", "value": ref_patterns(pipeline)},
                 # Branch/tag deletions are pushes too; they have nothing to build.
-                {"path": "body.deleted", "type": "bool", "value": ["false"]},
+                gone,
             ]})],
             "triggers": [{
                 "template": {
@@ -189,4 +232,4 @@ def chain_parameter():
 
 
 def event_objects(pipeline):
-    return [github_eventsource(pipeline), ci_sensor(pipeline)]
+    return [webhook_eventsource(pipeline), ci_sensor(pipeline)]

@@ -312,6 +312,13 @@ def _semantic_checks(path, spec):
             f"is required for the ssh URL {url!r} (a kubernetes.io/ssh-auth Secret with key ssh-privatekey)")
     if url.rstrip("/").endswith("/") or url.endswith(".git.git"):
         raise PipelineSpecError(f"{path}.repo.url", f"{url!r} is not a repository URL")
+    webhook = spec["webhook"]
+    if webhook["provider"] == "gitlab" and "gitlab" not in webhook:
+        raise PipelineSpecError(
+            f"{path}.webhook.gitlab", "is required for provider gitlab (base_url and access_token: Argo Events "
+            "checks the X-Gitlab-Token only for a hook it created with the API)")
+    if webhook["provider"] != "gitlab" and "gitlab" in webhook:
+        raise PipelineSpecError(f"{path}.webhook.gitlab", f"applies to provider gitlab only (provider is {webhook['provider']!r})")
     if repo["known_hosts_secret"] and url.startswith("https://"):
         raise PipelineSpecError(f"{path}.repo.known_hosts_secret", "applies to ssh repository URLs only")
     for part in spec["repo"]["path"].split("/") + spec["repo"]["deploy_path"].split("/") + \
@@ -369,7 +376,7 @@ def _check_collisions(prefix, specs):
         path = f"{prefix}[{index}]"
         name = spec["name"]
         claim("serving Deployment", spec["cd"]["deployment"] or name, f"{path}.cd.deployment")
-        claim("Service", f"{name}-github-eventsource-svc", f"{path}.name")
+        claim("Service", f"{name}-{spec['webhook']['provider']}-eventsource-svc", f"{path}.name")
         claim("image repository", spec["ci"]["image"] or name, f"{path}.ci.image")
         claim("image repository", (spec["ci"]["image"] or name) + "-serve", f"{path}.ci.image")
         claim("Secret", spec["webhook"]["secret"]["name"] or f"{name}-webhook", f"{path}.webhook.secret.name")
@@ -454,7 +461,8 @@ class Pipeline:
         self.application = f"{self.name}-serving"
         self.webhook_secret = spec["webhook"]["secret"]["name"] or f"{self.name}-webhook"
         self.webhook_secret_key = spec["webhook"]["secret"]["key"]
-        self.github_eventsource = f"{self.name}-github"
+        self.provider = spec["webhook"]["provider"]
+        self.webhook_eventsource = f"{self.name}-{self.provider}"
         self.workflows_eventsource = f"{self.name}-workflows"
         repo_path = spec["repo"]["path"]
         self.repo_subdir = "" if repo_path == "." else repo_path

@@ -279,7 +279,7 @@ def test_pipeline_spec_fills_defaults():
     }
     spec = pipeline_spec([minimal])[0]
     assert spec["repo"]["branches"] == ["main"] and spec["repo"]["tags"] is True
-    assert spec["webhook"] == {"secret": {"name": "", "key": "secret"}}
+    assert spec["webhook"] == {"provider": "github", "secret": {"name": "", "key": "secret"}}
     assert spec["ct"]["gpu"] == {"count": 0}
     assert spec["cd"]["smoke"]["path"] == "/predict"
     objects = pipeline_objects([minimal], platform=platform(), images=images())["iris"]

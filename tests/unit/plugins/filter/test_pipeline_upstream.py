@@ -241,3 +241,58 @@ def test_steps_reach_only_their_own_secrets():
     ct = find(objs, "WorkflowTemplate", "mnist-ct")
     for name in ("train", "evaluate"):
         assert _secret_refs(template(ct, name)) == set(), name
+
+
+def _gitlab_spec():
+    spec = example_spec()
+    spec["repo"]["url"] = "https://gitlab.lab.internal/ml/vision/mnist.git"
+    spec["webhook"] = {"provider": "gitlab", "secret": {"name": "mnist-webhook", "key": "secret"},
+                       "gitlab": {"base_url": "https://gitlab.lab.internal", "access_token": {"name": "gitlab-api"}}}
+    return spec
+
+
+def test_gitlab_token_is_checked():
+    """argo-events v1.9.11 pkg/eventsources/sources/gitlab/start.go: Router.HandleRoute
+    compares X-Gitlab-Token with router.secretToken only when it is set, and StartListening
+    sets it from secretToken only inside `if gitlabEventSource.NeedToCreateHooks()`, which
+    (pkg/apis/events/v1alpha1/eventsource_types.go GitlabEventSource.NeedToCreateHooks) needs
+    accessToken and webhook.url. Without both, any request would start CI."""
+    objects = generate(_gitlab_spec())
+    source = find(objects, "EventSource", "mnist-gitlab")["spec"]["gitlab"]["push"]
+    assert source["secretToken"] == {"name": "mnist-webhook", "key": "secret"}
+    assert source["accessToken"] == {"name": "gitlab-api", "key": "token"}
+    assert source["webhook"]["url"] == "https://hooks.lab.example.internal"
+    assert source["webhook"]["endpoint"] == "/mnist"
+    # AddProjectHookOptions fields set by reflection from `events` (unknown names fail).
+    assert source["events"] == ["PushEvents", "TagPushEvents"]
+    assert source["projects"] == ["ml/vision/mnist"]
+    assert source["gitlabBaseURL"] == "https://gitlab.lab.internal"
+    assert source["enableSSLVerification"] is True
+
+
+def test_gitlab_sensor_skips_deletions():
+    """GitLab marks a branch/tag deletion with after = 40 zeros; argo-events v1.9.11
+    pkg/sensors/dependencies/filter.go filterData, JSONTypeString with comparator "!=":
+    the filter passes when the regex does not match."""
+    objects = generate(_gitlab_spec())
+    sensor = find(objects, "Sensor", "mnist-ci")
+    dependency = sensor["spec"]["dependencies"][0]
+    assert dependency["eventSourceName"] == "mnist-gitlab" and dependency["eventName"] == "push"
+    assert {"path": "body.after", "type": "string", "comparator": "!=", "value": ["^0{40}$"]} in \
+        dependency["filters"]["data"]
+
+
+def test_branch_globs_become_anchored_go_regexes():
+    """argo-events filterData compiles each value with Go regexp and uses Match (unanchored):
+    every generated pattern is anchored at both ends."""
+    import re
+    spec = example_spec()
+    spec["repo"]["branches"] = ["main", "release/*", "feature/**"]
+    sensor = find(generate(spec), "Sensor", "mnist-ci")
+    refs = sensor["spec"]["dependencies"][0]["filters"]["data"][0]["value"]
+    assert all(r.startswith("^") and r.endswith("$") for r in refs)
+    def matches(ref):  # Go's `$` (no multi-line flag) is Python's `\Z`
+        return any(re.search(r[:-1] + r"\Z", ref) for r in refs)
+    assert matches("refs/heads/release/1.2") and not matches("refs/heads/release/1/2")
+    assert matches("refs/heads/feature/a/b") and not matches("refs/heads/mainline")
+    assert matches("refs/tags/v1") and not matches("refs/heads/main\n")
