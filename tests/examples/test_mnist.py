@@ -417,3 +417,21 @@ def test_dockerfile_contract():
     ignored = (EXAMPLE / ".dockerignore").read_text().split()
     for name in copied | {"mlp.py", "serve.py", "requirements-serve.txt", "requirements-image.txt"}:
         assert f"!{name}" in ignored, f"{name} is excluded from the build context"
+
+
+def test_dockerfile_targets_match_the_pipeline_spec():
+    """CI builds spec ci.train_target for ct.architecture only and ci.serve_target for every
+    serving architecture: the serving stage must not start from the CUDA image, and both
+    stage names must exist."""
+    spec = yaml.safe_load((EXAMPLE / "pipeline.yml").read_text())
+    text = (EXAMPLE / "Dockerfile").read_text()
+    stages = dict((name, base) for base, name in re.findall(r"^FROM (\S+) AS (\w+)$", text, re.MULTILINE))
+    assert set(stages) == {spec["ci"]["train_target"], spec["ci"]["serve_target"]}
+    bases = dict(re.findall(r"^ARG (\w+_BASE_IMAGE)=(\S+)$", text, re.MULTILINE))
+    serve_base = bases[stages[spec["ci"]["serve_target"]].strip("${}")]
+    train_base = bases[stages[spec["ci"]["train_target"]].strip("${}")]
+    assert "cuda" in train_base and "cuda" not in serve_base and serve_base.startswith("python:")
+    assert spec["ct"]["architecture"] == "amd64"
+    assert set(spec["ci"]["serving_architectures"]) == {"amd64", "arm64"}
+    serve_stage = text.split(" AS serve", 1)[1].split(" AS train", 1)[0]
+    assert re.search(r"^USER [0-9]+:[0-9]+$", serve_stage, re.MULTILINE)
