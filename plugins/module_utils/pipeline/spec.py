@@ -29,7 +29,6 @@ SCHEMA_PATH = Path(__file__).resolve().with_name("spec_schema.json")
 
 LABEL_PIPELINE = "researchops.io/pipeline"
 LABEL_STAGE = "researchops.io/stage"
-LABEL_CHAIN = "researchops.io/chain"
 ANNOTATION_MODEL_VERSION = "researchops.io/model-version"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "researchops.mlops"}
 
