@@ -435,3 +435,34 @@ def test_dockerfile_targets_match_the_pipeline_spec():
     assert set(spec["ci"]["serving_architectures"]) == {"amd64", "arm64"}
     serve_stage = text.split(" AS serve", 1)[1].split(" AS train", 1)[0]
     assert re.search(r"^USER [0-9]+:[0-9]+$", serve_stage, re.MULTILINE)
+
+
+@pytest.mark.parametrize("override, passes", [("", True), ("0.9999", False)])
+def test_pipeline_gate_runs_the_real_evaluate_script(digits_model, tmp_path, override, passes):
+    """The CT gate the pipeline runs in the model image (plugins/module_utils/pipeline/
+    scripts/gate.py) with this example's evaluate.py: lineage only when the gate passes."""
+    from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.ct import GATE_SCRIPT
+
+    data_dir, model_dir, _ = digits_model
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "data").symlink_to(data_dir, target_is_directory=True)
+    (work / "model").symlink_to(model_dir, target_is_directory=True)
+    gate = tmp_path / "gate.py"
+    gate.write_text(GATE_SCRIPT)
+    env = dict(os.environ, WORK_DIR=str(work), EVALUATE=str(EXAMPLE / "evaluate.py"),
+               PARAMS_FILE=str(EXAMPLE / "params.yaml"), METRIC="accuracy", SPEC_THRESHOLD="0.5",
+               THRESHOLD_OVERRIDE=override, PIPELINE="mnist", VERSION="v1", MODEL_URI="s3://models/mnist/v1",
+               CODE_SHA="a" * 40, GIT_REF="refs/tags/v1", REPO_URL="https://github.com/lab/mnist.git",
+               DATASET="mnist", DATA_VERSION="v1", IMAGE="harbor/mlops/mnist:" + "a" * 40,
+               WORKFLOW_NAME="mnist-ct-x", WORKFLOW_UID="u", WORKFLOW_NAMESPACE="mlops-pipelines",
+               CREATED_AT="2026-01-01T00:00:00Z")
+    result = subprocess.run([sys.executable, str(gate)], cwd=EXAMPLE, env=env, capture_output=True, text=True,
+                            timeout=600, check=False)
+    assert (result.returncode == 0) is passes, result.stderr
+    lineage = work / "lineage.json"
+    assert lineage.exists() is passes
+    if passes:
+        assert json.loads(lineage.read_text())["metrics"]["passed"] is True
+    else:
+        assert "below threshold" in result.stderr
