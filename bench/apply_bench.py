@@ -114,7 +114,7 @@ def time_k8s_apply(kubeconfig, objects, workers):
                 "researchops.mlops.k8s_apply": {"kubeconfig": kubeconfig, "objects": objects, "workers": workers},
                 "register": "result",
             },
-            {"name": "Report", "ansible.builtin.debug": {"msg": "{{ {'applied': result.applied | length, 'skipped': result.skipped | length} }}"}},
+            {"name": "Report", "ansible.builtin.debug": {"msg": "{{ {'applied': result.applied | length, 'unchanged': result.unchanged | length} }}"}},
         ],
     }
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:

@@ -299,9 +299,9 @@ class Applier:
         changed = any(result["action"] in ("created", "updated") for result in self.results)
         return {
             "changed": changed,
-            "results": self.results,
+            "objects": self.results,
             "applied": [self._label(r) for r in self.results if r["action"] != "skipped"],
-            "skipped": [self._label(r) for r in self.results if r["action"] == "skipped"],
+            "unchanged": [self._label(r) for r in self.results if r["action"] == "skipped"],
             "waited": self.waited,
             "diff": self.diffs,
         }

@@ -123,7 +123,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-results:
+objects:
   description: One entry per object with C(action) C(created), C(updated), C(unchanged)
     (sent, no change) or C(skipped) (hash unchanged, not sent).
   returned: always
@@ -136,8 +136,8 @@ applied:
   returned: always
   type: list
   elements: str
-skipped:
-  description: Objects skipped because their content hash was unchanged.
+unchanged:
+  description: Objects not sent because their content hash was unchanged.
   returned: always
   type: list
   elements: str
@@ -206,7 +206,7 @@ def run(module, adapter):
     try:
         result = applier.run(params["objects"])
     except ApplyError as e:
-        module.fail_json(msg=str(e), results=applier.results, waited=applier.waited)
+        module.fail_json(msg=str(e), objects=applier.results, waited=applier.waited)
     diff = result.pop("diff")
     if module._diff:
         result["diff"] = diff

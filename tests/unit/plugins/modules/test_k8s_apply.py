@@ -161,8 +161,8 @@ def test_crds_and_namespaces_first_then_established_then_the_rest():
     assert cluster.calls_of("wait")[0][4] == json.dumps({"status": "True", "type": "Established"}, sort_keys=True)
     assert sequence[3] == ("invalidate", None)
     assert {kind for action, kind in sequence[4:]} == {"Deployment", "Widget", "ConfigMap", "ClusterRole"}
-    assert sorted(r["action"] for r in result["results"]) == ["created"] * 6
-    assert result["skipped"] == []
+    assert sorted(r["action"] for r in result["objects"]) == ["created"] * 6
+    assert result["unchanged"] == []
 
 
 def test_every_request_is_server_side_apply_with_field_manager_and_hash():
@@ -193,8 +193,8 @@ def test_no_change_rerun_sends_nothing_and_lists_once_per_type_and_namespace():
     assert sorted((kind, ns) for _, kind, ns in lists) == sorted(
         [("CustomResourceDefinition", None), ("Namespace", None), ("Deployment", "demo"), ("Widget", "demo"), ("ConfigMap", "demo"), ("ClusterRole", None)]
     )
-    assert len(result["skipped"]) == 6
-    assert "ConfigMap demo/settings" in result["skipped"]
+    assert len(result["unchanged"]) == 6
+    assert "ConfigMap demo/settings" in result["unchanged"]
 
 
 def test_changed_object_is_applied_alone_and_reported_updated():
@@ -206,7 +206,7 @@ def test_changed_object_is_applied_alone_and_reported_updated():
     result = run(cluster, objs)
     assert result["changed"] is True
     assert [call[3] for call in cluster.calls_of("apply")] == ["settings"]
-    assert [r for r in result["results"] if r["action"] != "skipped"] == [
+    assert [r for r in result["objects"] if r["action"] != "skipped"] == [
         {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "demo", "name": "settings", "action": "updated"}
     ]
     assert cluster.store[("ConfigMap", "demo", "settings")]["data"] == {"a": "2"}
@@ -218,7 +218,7 @@ def test_noop_apply_without_skipping_is_not_a_change():
     result = run(cluster, skip_unchanged=False)
     assert len(cluster.calls_of("apply")) == 12
     assert result["changed"] is False
-    assert {r["action"] for r in result["results"]} == {"unchanged"}
+    assert {r["action"] for r in result["objects"]} == {"unchanged"}
 
 
 def test_check_mode_dry_runs_and_stores_nothing():
@@ -230,7 +230,7 @@ def test_check_mode_dry_runs_and_stores_nothing():
     assert all(call[6] is True for call in sent)
     # the Widget CRD is not created in check mode: the Widget is reported without a request
     assert "Widget" not in {call[1] for call in sent}
-    assert {r["name"]: r["action"] for r in result["results"]}["w1"] == "created"
+    assert {r["name"]: r["action"] for r in result["objects"]}["w1"] == "created"
     assert cluster.calls_of("wait") == []
 
 
