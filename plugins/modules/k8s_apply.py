@@ -150,7 +150,7 @@ waited:
 
 import traceback
 
-from ansible_collections.researchops.mlops.plugins.module_utils.k8s_apply import ApiAdapter, Applier, ApplyError
+from ansible_collections.researchops.mlops.plugins.module_utils.k8s_apply import ARGUMENT_SPEC, ApiAdapter, applier_for, run_apply
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
@@ -165,51 +165,10 @@ except ImportError:
     KUBERNETES_CORE_ERROR = traceback.format_exc()
     AUTH_ARG_SPEC = {}
 
-ARGUMENT_SPEC = {
-    "objects": {"type": "list", "elements": "dict", "required": True},
-    "field_manager": {"type": "str", "default": "researchops"},
-    "force_conflicts": {"type": "bool", "default": True},
-    "workers": {"type": "int", "default": 8},
-    "skip_unchanged": {"type": "bool", "default": True},
-    "wait": {"type": "bool", "default": False},
-    "wait_for": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "options": {
-            "apiVersion": {"type": "str", "aliases": ["api_version"]},
-            "kind": {"type": "str"},
-            "name": {"type": "str"},
-            "namespace": {"type": "str"},
-            "condition": {"type": "dict"},
-        },
-    },
-    "wait_timeout": {"type": "int", "default": 600},
-    "wait_sleep": {"type": "int", "default": 2},
-}
-
-
 def run(module, adapter):
-    params = module.params
-    applier = Applier(
-        adapter,
-        field_manager=params["field_manager"],
-        force_conflicts=params["force_conflicts"],
-        workers=params["workers"],
-        check_mode=module.check_mode,
-        diff=module._diff,
-        skip_unchanged=params["skip_unchanged"],
-        wait=params["wait"],
-        wait_for=params["wait_for"],
-        wait_timeout=params["wait_timeout"],
-    )
-    try:
-        result = applier.run(params["objects"])
-    except ApplyError as e:
-        module.fail_json(msg=str(e), objects=applier.results, waited=applier.waited)
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
+    result = run_apply(applier_for(adapter, module.params, module.check_mode, module._diff), module.params["objects"], module._diff)
+    if result.get("failed"):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 
