@@ -213,3 +213,43 @@ def test_kubernetes_core_engine_applies_the_platform_and_reruns_without_change(c
     after = resource_versions(core_site.plane.kubectl, objects)
     moved = sorted(key for key in objects if before[key] != after[key])
     assert not moved, f"resourceVersion moved on a no-change run: {moved[:10]}"
+
+
+# ---------------------------------------------------------------- RBAC of the pipeline's Sensors
+# Derived from argoproj/argo-events (master 6478ece, 2026-07-18),
+# pkg/sensors/triggers/argo-workflow/argo-workflow.go, ArgoWorkflowTrigger.Execute: with
+# operation "submit" (what the pipeline's Sensors use) it runs `argo -n <ns> submit <file>`
+# (creates the Workflow with the Sensor's ServiceAccount) and then LISTs workflows in that
+# namespace by label selector to return the one created.
+SENSOR_SUBMIT_ALLOWED = [("create", "workflows.argoproj.io"), ("list", "workflows.argoproj.io")]
+# Nothing in that trigger deletes, execs or reads Secrets; a Sensor holding these could
+# be turned into a cluster takeover by whoever controls its events.
+SENSOR_DENIED = [
+    ("delete", "workflows.argoproj.io"), ("create", "pods"), ("create", "pods/exec"), ("get", "secrets"),
+    ("list", "secrets"), ("create", "roles.rbac.authorization.k8s.io"), ("create", "rolebindings.rbac.authorization.k8s.io"),
+    ("patch", "applications.argoproj.io"), ("impersonate", "serviceaccounts"), ("*", "*"),
+]
+
+
+def can_i(kubectl, verb, resource, namespace, service_account):
+    proc = kubectl("auth", "can-i", verb, resource, "-n", namespace, f"--as=system:serviceaccount:{namespace}:{service_account}", check=False)
+    return proc.stdout.strip() == "yes"
+
+
+def test_sensor_service_accounts_hold_exactly_what_the_submit_trigger_uses(site, fresh):
+    kubectl = site.plane.kubectl
+    sensors = json.loads(kubectl("get", "sensors.argoproj.io", "-A", "-o", "json").stdout)["items"]
+    submitting = [s for s in sensors if any((t.get("template") or {}).get("argoWorkflow", {}).get("operation", "submit") == "submit"
+                                            for t in s["spec"].get("triggers") or [] if (t.get("template") or {}).get("argoWorkflow"))]
+    assert submitting, "the example pipeline has Sensors that submit Workflows"
+    problems = []
+    for sensor in submitting:
+        namespace = sensor["metadata"]["namespace"]
+        account = (sensor["spec"].get("template") or {}).get("serviceAccountName") or "default"
+        for verb, resource in SENSOR_SUBMIT_ALLOWED:
+            if not can_i(kubectl, verb, resource, namespace, account):
+                problems.append(f"Sensor {namespace}/{sensor['metadata']['name']} ({account}) cannot {verb} {resource}")
+        for verb, resource in SENSOR_DENIED:
+            if can_i(kubectl, verb, resource, namespace, account):
+                problems.append(f"Sensor {namespace}/{sensor['metadata']['name']} ({account}) may {verb} {resource}")
+    assert not problems, problems
