@@ -62,7 +62,11 @@ class CertManagerStandIn(threading.Thread):
 
     def run(self):
         while not self.stopping.is_set():
-            if self.kubectl("get", "certificate", self.name, "-n", self.namespace, check=False).returncode == 0:
+            found = self.kubectl("get", "certificate", self.name, "-n", self.namespace, "-o", "json", check=False)
+            if found.returncode == 0 and any(c.get("type") == "Ready" for c in json.loads(found.stdout).get("status", {}).get("conditions") or []):
+                self.done.set()
+                return
+            if found.returncode == 0:
                 pem = "-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n"
                 secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
                           "metadata": {"name": self.name, "namespace": self.namespace},
