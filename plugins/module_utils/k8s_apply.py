@@ -316,6 +316,9 @@ class Applier:
         }
         if resource is None:  # check mode, CRD not there yet
             return dict(identity, action="created"), None, self._diff_entry(obj, None, obj)
+        if live is not None and (live.get("metadata") or {}).get("deletionTimestamp"):
+            # neither equal nor fixable by an apply: it disappears once its finalizers ran
+            return identity, f"{object_id(obj)}: is being deleted (deletionTimestamp set); run again once it is gone", None
         wanted = obj["metadata"]["annotations"][HASH_ANNOTATION]
         fields = [field for field in differences(_desired_view(obj), live) if field != _HASH_PATH] if live is not None else []
         same_hash = live is not None and ((live.get("metadata") or {}).get("annotations") or {}).get(HASH_ANNOTATION) == wanted

@@ -476,3 +476,11 @@ def test_differences_paths():
     assert diff({"a": [1, 2]}, {"a": [1]}) == ["a"]
     assert diff({"a": 1}, {"a": "1"}) == [] and diff({"a": True}, {"a": "True"}) == ["a"]
     assert diff({"a": "x"}, {}) == ["a"] and diff({"a": None}, {}) == []
+
+
+def test_an_object_being_deleted_is_never_reported_unchanged():
+    cluster = FakeCluster()
+    run(cluster)
+    cluster.store[("ClusterRole", None, "reader")]["metadata"]["deletionTimestamp"] = "2026-11-30T13:00:00Z"
+    with pytest.raises(ApplyError, match=r"ClusterRole reader \(rbac.authorization.k8s.io/v1\): is being deleted"):
+        run(cluster)
