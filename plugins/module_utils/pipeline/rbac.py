@@ -26,7 +26,9 @@ def _rules(pipeline, stage):
         return [EXECUTOR_RULE, {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]}]
     if stage == "sensor":
         return [
-            {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]},
+            # argo-events ArgoWorkflowTrigger.Execute: `argo submit`, then a LIST by label
+            # selector to return the Workflow it created (tests/cluster RBAC test).
+            {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "list"]},
             {"apiGroups": ["argoproj.io"], "resources": ["workflowtemplates"], "verbs": ["get", "list"]},
         ]
     return [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get", "list", "watch"]}]
