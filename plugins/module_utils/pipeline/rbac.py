@@ -36,6 +36,8 @@ def _rules(stage):
         return [EXECUTOR_RULE, {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get", "create"]}]
     if stage == "sensor":
         return [
+            # argo-events ArgoWorkflowTrigger.Execute: `argo submit`, then a LIST by label
+            # selector to return the Workflow it created (tests/cluster RBAC test).
             {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "list"]},
             {"apiGroups": ["argoproj.io"], "resources": ["workflowtemplates"], "verbs": ["get"]},
         ]
