@@ -67,6 +67,8 @@ TLS_ISSUER_VARIABLES = (
 ENABLED = {role: f"{role}_enabled" for role in CONTROLLER_ROLES + ("docker",)}
 
 _MISSING = object()
+# Parsed role files, shared by every check run of this process: {(path, mtime): data}.
+_FILES = {}
 
 
 class Problems:
@@ -188,19 +190,31 @@ class Context:
         self.options = options
         self._role_files = {}
         self._scopes = {}
+        self._raw = {}
 
     def group(self, name):
         return self.groups.get(name, [])
 
+    def _load(self, path, trusted=True):
+        key = (path, os.stat(path).st_mtime_ns, trusted)
+        if key not in _FILES:
+            _FILES[key] = self.loader.load_from_file(path, cache="none", trusted_as_template=trusted) or {}
+        return _FILES[key]
+
     def _load_dir(self, base):
         data = {}
         if os.path.isfile(base + ".yml"):
-            data.update(self.loader.load_from_file(base + ".yml", trusted_as_template=True) or {})
+            data.update(self._load(base + ".yml"))
         elif os.path.isdir(base):
             for name in sorted(os.listdir(base)):
                 if name.endswith((".yml", ".yaml")):
-                    data.update(self.loader.load_from_file(os.path.join(base, name), trusted_as_template=True) or {})
+                    data.update(self._load(os.path.join(base, name)))
         return data
+
+    def raw(self, host):
+        if host not in self._raw:
+            self._raw[host] = self.hostvars.raw_get(host)
+        return self._raw[host]
 
     def role(self, name):
         """(defaults, vars/main, argument spec options of entry point main) of a role."""
@@ -209,7 +223,7 @@ class Context:
             spec_file = os.path.join(root, "meta", "argument_specs.yml")
             spec = {}
             if os.path.isfile(spec_file):
-                spec = (self.loader.load_from_file(spec_file) or {}).get("argument_specs", {}).get("main", {})
+                spec = self._load(spec_file, trusted=False).get("argument_specs", {}).get("main", {})
             self._role_files[name] = (
                 self._load_dir(os.path.join(root, "defaults", "main")),
                 self._load_dir(os.path.join(root, "vars", "main")),
@@ -220,7 +234,7 @@ class Context:
     def scope(self, host, roles):
         key = (host, tuple(roles))
         if key not in self._scopes:
-            raw = self.controller_vars if host is None else self.hostvars.raw_get(host)
+            raw = self.controller_vars if host is None else self.raw(host)
             layers = [self.role(r)[:2] for r in ("mlops",) + tuple(roles)]
             self._scopes[key] = Scope(self, host, raw, layers)
         return self._scopes[key]
@@ -283,7 +297,7 @@ def _version_key(text):
 def check_removed(ctx, problems):
     removed = ctx.options.get("removed_variables") or {}
     for host_name in [None] + _all_hosts(ctx):
-        raw = ctx.controller_vars if host_name is None else ctx.hostvars.raw_get(host_name)
+        raw = ctx.controller_vars if host_name is None else ctx.raw(host_name)
         for old, new in removed.items():
             if old in raw:
                 area = "platform" if host_name is None else f"host {host_name}"
@@ -394,7 +408,7 @@ def check_names_and_addresses(ctx, problems):
             problems.add("group k3s_cluster", "ansible_host/k3s_node_ip", address, f"is the address of "
                          f"{', '.join(sorted(hosts))}: every node needs its own address. Fix the host's ansible_host.")
     for host in ctx.group("nfs_servers"):
-        value = ctx.hostvars.raw_get(host).get("ansible_host")
+        value = ctx.raw(host).get("ansible_host")
         if value is not None:
             value = ctx.scope(host, ()).get("ansible_host")
             why = _address_problem(str(value))
