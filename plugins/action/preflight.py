@@ -72,14 +72,14 @@ class ActionModule(ActionBase):
                     "facts": host_vars.get("ansible_facts") or {},
                     "probe": probe,
                     "controller_time": host_vars.get("__preflight_probe_time"),
-                    "unreachable": bool(probe.get("unreachable")),
-                    "error": probe.get("msg"),
+                    "unreachable": not probe or bool(probe.get("unreachable")),
+                    "error": probe.get("msg") or "no answer to the read-only probe (see its UNREACHABLE/FAILED message above)",
                     "address": host_vars.get("ansible_host", host),
                 }
             problems = preflight.check_hosts(ctx, probes, args["controller_time"])
-        result["problems"] = problems.as_dict()
         result["seconds"] = round(time.monotonic() - started, 3)
         if len(problems):
             raise AnsibleActionFail(problems.report(), result=result)
+        result["problems"] = {}
         result["msg"] = f"{args['scope']} checks passed"
         return result

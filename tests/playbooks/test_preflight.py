@@ -271,8 +271,9 @@ def test_tags_preflight_runs_only_preflight_and_passes_the_lab(ansible_env, tmp_
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
     ran = tasks_run(log)
-    assert {t["play"] for t in ran} <= {p for p in {t["play"] for t in ran} if p.startswith("Preflight")}, ran
+    others = [t for t in ran if not t["play"].startswith("Preflight") and t["status"] != "skipped"]
+    assert not others, others
     probed = {t["host"] for t in ran if t["task"].endswith("Probe cgroups, kernel modules, NVIDIA driver, free disk, "
                                                             "clock and mirrors")}
     assert probed == {"pi-1", "pi-2", "pi-3", "cpu-1", "cpu-2", "gpu-1", "storage-1"}, probed
-    assert not any(t["become"] for t in ran), "preflight used become"
+    assert not any(t["become"] for t in ran if t["status"] != "skipped"), "preflight used become"
