@@ -69,9 +69,8 @@ class ActionModule(ActionBase):
                 host_vars = task_vars["hostvars"][host]
                 probe = host_vars.get(args["probe_var"]) or {}
                 probes[host] = {
-                    "facts": host_vars.get("ansible_facts") or {},
+                    "facts": probe.get("facts") or host_vars.get("ansible_facts") or {},
                     "probe": probe,
-                    "controller_time": host_vars.get("__preflight_probe_time"),
                     "unreachable": not probe or bool(probe.get("unreachable")),
                     "error": probe.get("msg") or "no answer to the read-only probe (see its UNREACHABLE/FAILED message above)",
                     "address": host_vars.get("ansible_host", host),

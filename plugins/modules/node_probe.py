@@ -12,7 +12,10 @@ short_description: Read what k3s needs from a node, changing nothing
 version_added: 0.1.0
 author: ResearchOps developers (@researchops)
 description:
-  - Used by the C(researchops.mlops.preflight) role before any change. Reads
+  - Used by the C(researchops.mlops.preflight) role before any change, as the only task
+    on each node (no separate fact gathering). Returns the distribution facts (the same
+    collector as C(ansible.builtin.setup)'s C(distribution) subset) and the
+    architecture. Reads
     C(/sys/fs/cgroup) and C(/proc/cgroups) (memory controller), C(/proc/modules) and
     C(/lib/modules/<release>/modules.builtin)/C(modules.dep) (kernel modules), runs
     C(nvidia-smi) when asked, measures free space and the clock, and opens a TCP
@@ -42,6 +45,9 @@ options:
     description: Seconds to wait for each endpoint.
     type: float
     default: 3
+  controller_time:
+    description: The controller's clock when the task was sent; the result holds the difference.
+    type: float
 """
 
 EXAMPLES = r"""
@@ -54,6 +60,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+facts:
+  description: C(distribution), C(distribution_version), C(distribution_major_version), C(os_family), C(architecture), C(kernel).
+  returned: always
+  type: dict
+time_skew:
+  description: Node clock minus O(controller_time), seconds (null without O(controller_time)).
+  returned: always
+  type: float
 cgroup_version:
   description: 2 for the unified hierarchy, 1 otherwise.
   returned: always
@@ -86,11 +100,13 @@ unreachable:
 """
 
 import os
+import platform
 import socket
 import time
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.facts.system.distribution import DistributionFactCollector
 
 
 def _read(path):
@@ -149,9 +165,13 @@ def main():
             "nvidia": {"type": "bool", "default": False},
             "endpoints": {"type": "list", "elements": "str", "default": []},
             "timeout": {"type": "float", "default": 3},
+            "controller_time": {"type": "float"},
         },
         supports_check_mode=True,
     )
+    now = time.time()
+    facts = {k: v for k, v in DistributionFactCollector().collect(module=module).items() if k.startswith(("distribution", "os_family"))}
+    facts.update(architecture=platform.machine(), kernel=platform.release())
     version, memory = cgroups()
     driver = ""
     if module.params["nvidia"]:
@@ -171,7 +191,9 @@ def main():
         modules_missing=missing_modules(module.params["modules"]),
         nvidia_driver=driver,
         free_gib={p: round(free_gib(p), 2) for p in module.params["paths"]},
-        time=time.time(),
+        time=now,
+        time_skew=None if module.params["controller_time"] is None else round(now - module.params["controller_time"], 1),
+        facts=facts,
         unreachable=unreachable,
     )
 

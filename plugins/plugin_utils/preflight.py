@@ -841,12 +841,13 @@ def check_hosts(ctx, probes, default_time=None, problems=None):
             if free is not None and free < min_free:
                 problems.add(area, "preflight_min_free_gib", round(free, 1), f"only {free:.1f} GiB free under {path} "
                              f"(need {min_free:g}): free space or lower preflight_min_free_gib.")
-        node_time = probe.get("time")
-        controller_time = data.get("controller_time", default_time)
-        if node_time is not None and controller_time is not None and abs(node_time - controller_time) > max_skew:
-            problems.add(area, "preflight_max_time_skew", round(node_time - controller_time),
-                         f"the node clock is {node_time - controller_time:+.0f} s off the controller (max {max_skew} s): "
-                         "enable time sync (prereqs_time_sync_enabled) and fix the clock; TLS and etcd need it.")
+        skew = probe.get("time_skew")
+        if skew is None and probe.get("time") is not None and data.get("controller_time", default_time) is not None:
+            skew = probe["time"] - data.get("controller_time", default_time)
+        if skew is not None and abs(skew) > max_skew:
+            problems.add(area, "preflight_max_time_skew", round(skew), f"the node clock is {skew:+.0f} s off the "
+                         f"controller (max {max_skew} s): enable time sync (prereqs_time_sync_enabled) and fix the "
+                         "clock; TLS certificates and etcd need it.")
         harbor = scope.get("mlops_registry_host")
         for endpoint, error in (probe.get("unreachable") or {}).items():
             if harbor and harbor in endpoint:
