@@ -85,24 +85,26 @@ class Problems:
             self._areas[area].append(line)
 
     def __len__(self):
-        return sum(len(lines) for lines in self._areas.values())
+        return sum(len(lines) for lines in self._merged().values())
+
+    def _merged(self):
+        """{title: lines}; hosts with the same problems share one block."""
+        groups = OrderedDict()
+        for area, lines in self._areas.items():
+            key = tuple(lines) if area.startswith("host ") else (area,)
+            groups.setdefault(key, []).append(area)
+        merged = OrderedDict()
+        for areas in groups.values():
+            title = "hosts " + ", ".join(a[len("host "):] for a in areas) if len(areas) > 1 else areas[0]
+            merged[title] = self._areas[areas[0]]
+        return merged
 
     def as_dict(self):
         return {area: list(lines) for area, lines in self._areas.items()}
 
     def report(self):
-        merged = OrderedDict()
-        # One block for the same problems seen on several hosts.
-        for area, lines in self._areas.items():
-            key = tuple(lines) if area.startswith("host ") else (area,)
-            merged.setdefault(key, []).append(area)
         out = [f"Preflight found {len(self)} problem(s); nothing was changed on any host."]
-        for key, areas in merged.items():
-            lines = self._areas[areas[0]]
-            if len(areas) > 1:
-                title = "hosts " + ", ".join(a[len("host "):] for a in areas)
-            else:
-                title = areas[0]
+        for title, lines in self._merged().items():
             out.append(f"[{title}]")
             out.extend(f"  - {line}" for line in lines)
         return "\n".join(out)
@@ -166,9 +168,9 @@ class Scope:
                 result = (_plain(self._templar.template(self._vars[name])), None)
             except AnsibleUndefinedVariable as e:
                 found = UNDEFINED_NAME.search(str(e))
-                result = (_MISSING, found.group(1) if found else "?")
+                result = (_MISSING, found.group(1) if found else "!" + str(getattr(e, "message", e)).splitlines()[0])
             except AnsibleError as e:
-                result = (_MISSING, f"!{e}")
+                result = (_MISSING, "!" + str(getattr(e, "message", e)).splitlines()[0])
         self._cache[name] = result
         return result
 
@@ -743,7 +745,9 @@ def _check_role_spec(ctx, problems, host, role, scope):
                          "(a vault variable not in vault.yml? a typo?). Define it or remove the reference.",
                          secret=name in SECRET_VARIABLES)
         elif undefined and undefined.startswith("!"):
-            problems.add(area, name, _MISSING, f"cannot be templated: {undefined[1:]}")
+            origin = "set in the inventory" if scope.set_by_inventory(name) else f"default of role {role}"
+            problems.add(area, name, _MISSING, f"({origin}) cannot be computed: {undefined[1:]}. Fix the "
+                         "variables it is computed from (other problems above/below), or set it.")
     spec = {}
     for name, option in options.items():
         option = dict(option)
