@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from ansible.errors import AnsibleError, AnsibleUndefinedVariable
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import to_plain as _plain
+
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 HARBOR_PROJECT = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
@@ -115,23 +117,6 @@ def _short(value, limit=120):
     if isinstance(value, str):
         text = f"'{value}'"
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _plain(value):
-    """Native Python containers (the templar hands back tagged/lazy types)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return value
 
 
 class Scope:
