@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,57 +27,54 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-import preflight_harness  # noqa: E402
+from preflight_harness import lab_copy  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "preflight"
 BROKEN = sorted((FIXTURES / "broken").glob("*.yml"))
-GOOD_TOKEN = "3f" * 32
+HOST_CASES = yaml.safe_load((FIXTURES / "hosts.yml").read_text())
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Mistakes from every area in one inventory: one report must name all of them.
+COMBINED = ["platform-domain-uppercase", "platform-bucket-uppercase", "version-image-latest", "type-docker-log-max-file",
+            "pipeline-spec-missing-repo", "secret-token-short", "name-uppercase-node-name", "removed-docker-mirrors",
+            "platform-issuer-unknown", "address-ipv6-brackets"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def plugin_loader():
-    from ansible.plugins.loader import init_plugin_loader
-    init_plugin_loader([str(REPO_ROOT / "collections")])
+def load(name: str) -> dict:
+    return yaml.safe_load((FIXTURES / "broken" / f"{name}.yml").read_text())
 
 
-def lab_copy(dest: Path, case: dict | None = None) -> Path:
-    """The lab example inventory in dest, with a vault.yml and the case's mistake."""
-    case = case or {}
-    inv = dest / "inventory"
-    shutil.copytree(REPO_ROOT / "inventories" / "lab", inv)
-    group_vars = inv / "group_vars" / "all"
-    vault = case.get("vault", {"vault_k3s_token": GOOD_TOKEN})
-    if vault is not False:
-        (group_vars / "vault.yml").write_text(yaml.safe_dump(vault))
-    overrides = case.get("group_vars") or {}
-    unset = [k for k, v in overrides.items() if v is None]
-    for path in group_vars.glob("*.yml"):
-        data = yaml.safe_load(path.read_text()) or {}
-        if any(k in data for k in unset):
-            path.write_text(yaml.safe_dump({k: v for k, v in data.items() if k not in unset}))
-    set_vars = {k: v for k, v in overrides.items() if v is not None}
-    if set_vars:
-        (group_vars / "zz_broken.yml").write_text(yaml.safe_dump(set_vars))
-    if case.get("host_vars"):
-        (inv / "host_vars").mkdir()
-        for host, values in case["host_vars"].items():
-            (inv / "host_vars" / f"{host}.yml").write_text(yaml.safe_dump(values))
-    if case.get("hosts"):
-        (inv / "hosts.yml").write_text(yaml.safe_dump(case["hosts"]))
-    return inv
+def combined_case() -> dict:
+    merged = {"group_vars": {}, "host_vars": {}}
+    for name in COMBINED:
+        case = load(name)
+        merged["group_vars"].update(case.get("group_vars") or {})
+        for host, values in (case.get("host_vars") or {}).items():
+            merged["host_vars"].setdefault(host, {}).update(values)
+        if "vault" in case:
+            merged["vault"] = case["vault"]
+    return merged
 
 
-def problem_lines(problems) -> dict[str, list[str]]:
-    return problems.as_dict()
+@pytest.fixture(scope="module")
+def results(ansible_env):
+    """Every controller and host case checked in ONE subprocess (fresh plugin loader)."""
+    jobs = {
+        "controller": {p.stem: yaml.safe_load(p.read_text()) for p in BROKEN},
+        "hosts": {f"hosts-{c['name']}": c for c in HOST_CASES},
+    }
+    jobs["controller"]["lab-example"] = {}
+    jobs["controller"]["combined"] = combined_case()
+    proc = subprocess.run([sys.executable, str(Path(__file__).parent / "preflight_harness.py")], input=json.dumps(jobs),
+                          capture_output=True, text=True, cwd=REPO_ROOT, env=ansible_env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout)
 
 
-def names_variable(problems, variable: str, area: str | None = None) -> bool:
-    for where, lines in problems.as_dict().items():
+def names_variable(result: dict, variable: str, area: str | None = None) -> bool:
+    for where, lines in result["problems"].items():
         if area and where != area:
             continue
-        if any(line.startswith(f"{variable} = ") or line.startswith(f"{variable}: ") or
-               line.startswith(f"{variable} (") for line in lines):
+        if any(line.startswith((f"{variable} = ", f"{variable}: ", f"{variable} (")) for line in lines):
             return True
     return False
 
@@ -86,57 +82,48 @@ def names_variable(problems, variable: str, area: str | None = None) -> bool:
 def test_enough_distinct_broken_inventories():
     assert len(BROKEN) >= 60
     expected = [yaml.safe_load(p.read_text())["expect"] for p in BROKEN]
-    assert len({p.stem for p in BROKEN}) == len(BROKEN)
     assert len(set(expected)) >= 50, "cases should name many different variables"
 
 
-def test_lab_example_passes(tmp_path):
-    problems = preflight_harness.controller_problems(lab_copy(tmp_path))
-    assert len(problems) == 0, problems.report()
+def test_lab_example_passes(results):
+    assert results["lab-example"]["count"] == 0, results["lab-example"]["report"]
 
 
-def test_embedded_local_inventory_passes():
-    problems = preflight_harness.controller_problems(REPO_ROOT / "inventories" / "local")
-    assert len(problems) == 0, problems.report()
+def test_embedded_local_inventory_passes(ansible_env):
+    code = ("import sys, json; sys.argv=['x']; import preflight_harness as h; "
+            "from ansible.plugins.loader import init_plugin_loader; "
+            "init_plugin_loader([str(h.REPO_ROOT / 'collections')]); "
+            "print(h.controller_problems(h.REPO_ROOT / 'inventories' / 'local').report())")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, env=ansible_env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("Preflight found 0 problem(s)"), proc.stdout
 
 
 @pytest.mark.parametrize("path", BROKEN, ids=[p.stem for p in BROKEN])
-def test_broken_inventory_is_refused(path, tmp_path):
+def test_broken_inventory_is_refused(path, results):
     case = yaml.safe_load(path.read_text())
-    problems = preflight_harness.controller_problems(lab_copy(tmp_path, case))
-    report = problems.report()
-    assert len(problems) > 0, f"{path.name} passed preflight"
-    assert names_variable(problems, case["expect"], case.get("area")), (
-        f"no problem names {case['expect']!r}" + (f" under {case['area']!r}" if case.get("area") else "") + f":\n{report}")
+    result = results[path.stem]
+    assert result["count"] > 0, f"{path.name} passed preflight"
+    assert names_variable(result, case["expect"], case.get("area")), (
+        f"no problem names {case['expect']!r}" + (f" under {case['area']!r}" if case.get("area") else "")
+        + f":\n{result['report']}")
     # Secrets are named, never shown.
     for value in list((case.get("vault") or {}).values()):
         if isinstance(value, str) and len(value) >= 6:
-            assert value not in report, f"secret value printed:\n{report}"
+            assert value not in result["report"], f"secret value printed:\n{result['report']}"
 
 
-def test_every_problem_reported_at_once(tmp_path):
+def test_every_problem_reported_at_once(results):
     """One inventory with mistakes in every area: one report names all of them."""
-    merged = {"group_vars": {}, "host_vars": {}}
-    picks = ["platform-domain-uppercase", "platform-bucket-uppercase", "version-image-latest", "type-docker-log-max-file",
-             "pipeline-spec-missing-repo", "secret-token-short", "name-uppercase-node-name", "removed-docker-mirrors",
-             "platform-issuer-unknown", "address-ipv6-brackets"]
-    for name in picks:
-        case = yaml.safe_load((FIXTURES / "broken" / f"{name}.yml").read_text())
-        merged["group_vars"].update(case.get("group_vars") or {})
-        for host, values in (case.get("host_vars") or {}).items():
-            merged["host_vars"].setdefault(host, {}).update(values)
-        if "vault" in case:
-            merged["vault"] = case["vault"]
-    problems = preflight_harness.controller_problems(lab_copy(tmp_path, merged))
-    for name in picks:
-        expect = yaml.safe_load((FIXTURES / "broken" / f"{name}.yml").read_text())["expect"]
-        assert names_variable(problems, expect), f"{expect} missing:\n{problems.report()}"
-    report = problems.report()
-    assert report.index("[hosts ") >= 0 and "[platform]" in report and "[pipelines]" in report
+    result = results["combined"]
+    for name in COMBINED:
+        assert names_variable(result, load(name)["expect"]), f"{load(name)['expect']} missing:\n{result['report']}"
+    assert "[platform]" in result["report"] and "[pipelines]" in result["report"]
 
 
 def test_mlops_argument_spec_matches_defaults():
-    """Every mlops_* default has a spec option (and no option lacks a default file entry)."""
+    """Every mlops_* default has a spec option and every option a default."""
     defaults = {}
     for path in sorted((REPO_ROOT / "roles/mlops/defaults/main").glob("*.yml")):
         defaults.update(yaml.safe_load(path.read_text()))
@@ -165,45 +152,27 @@ def test_known_secrets_hold_every_vault_example_value():
     assert set(values) <= set(known)
 
 
-# ------------------------------------------------------------------- host checks
-def host_cases():
-    return yaml.safe_load((FIXTURES / "hosts.yml").read_text())
-
-
-@pytest.mark.parametrize("case", host_cases(), ids=lambda c: c["name"])
-def test_host_check(case, tmp_path):
-    from ansible_collections.researchops.mlops.plugins.plugin_utils import preflight
-    ctx = preflight_harness.context(lab_copy(tmp_path, case))
-    facts_dir = REPO_ROOT / "tests/playbooks/fixtures/os_facts"
-    probes = {}
-    for host in ctx.group("k3s_cluster") + ctx.group("nfs_servers"):
-        recorded = json.loads((facts_dir / "debian-12.json").read_text())
-        facts = {k.removeprefix("ansible_"): v for k, v in recorded.items()}
-        probe = {"cgroup_version": 2, "cgroup_memory": True, "modules_missing": [], "free_gib": {"/": 50.0},
-                 "time": 1000.0, "unreachable": {}, "nvidia_driver": "550.90.07" if host == "gpu-1" else ""}
-        override = (case.get("nodes") or {}).get(host) or {}
-        if "os_facts" in override:
-            recorded = json.loads((facts_dir / override["os_facts"]).read_text())
-            facts = {k.removeprefix("ansible_"): v for k, v in recorded.items()}
-        facts.update(override.get("facts") or {})
-        probe.update(override.get("probe") or {})
-        probes[host] = {"facts": facts, "probe": probe, "controller_time": 1000.0,
-                        "unreachable": override.get("unreachable", False), "error": "ssh: connect timed out"}
-    problems = preflight.check_hosts(ctx, probes)
+@pytest.mark.parametrize("case", HOST_CASES, ids=[c["name"] for c in HOST_CASES])
+def test_host_check(case, results):
+    result = results[f"hosts-{case['name']}"]
     if case.get("expect") is None:
-        assert len(problems) == 0, problems.report()
+        assert result["count"] == 0, result["report"]
     else:
-        assert names_variable(problems, case["expect"], case.get("area")), problems.report()
+        assert names_variable(result, case["expect"], case.get("area")), result["report"]
 
 
-def test_downgrade_of_running_cluster_is_refused(tmp_path):
-    from ansible_collections.researchops.mlops.plugins.plugin_utils import preflight
-    ctx = preflight_harness.context(lab_copy(tmp_path))
-    problems = preflight.Problems()
-    preflight.check_cluster_version(ctx, problems, {"pi-1": "v1.34.1+k3s1", "cpu-1": "v1.33.5+k3s1"})
-    assert len(problems) == 0
-    preflight.check_cluster_version(ctx, problems, {"pi-1": "v1.35.0+k3s1"})
-    assert names_variable(problems, "mlops_k3s_version", "versions"), problems.report()
+def test_downgrade_of_running_cluster_is_refused(ansible_env):
+    code = ("import preflight_harness as h; from ansible.plugins.loader import init_plugin_loader; "
+            "init_plugin_loader([str(h.REPO_ROOT / 'collections')]); import tempfile, pathlib; "
+            "from ansible_collections.researchops.mlops.plugins.plugin_utils import preflight; "
+            "ctx = h.context(h.lab_copy(pathlib.Path(tempfile.mkdtemp()))); p = preflight.Problems(); "
+            "preflight.check_cluster_version(ctx, p, {'pi-1': 'v1.34.1+k3s1', 'cpu-1': 'v1.33.5+k3s1'}); "
+            "assert len(p) == 0, p.report(); "
+            "preflight.check_cluster_version(ctx, p, {'pi-1': 'v1.35.0+k3s1'}); print(p.report())")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, env=ansible_env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[versions]" in proc.stdout and "mlops_k3s_version = 'v1.34.1+k3s1': is older than v1.35.0+k3s1" in proc.stdout
 
 
 # ------------------------------------------------------------------- end to end
