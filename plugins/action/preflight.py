@@ -68,6 +68,8 @@ class ActionModule(ActionBase):
             for host in args["hosts"]:
                 host_vars = task_vars["hostvars"][host]
                 probe = host_vars.get(args["probe_var"]) or {}
+                if probe.get("skipped"):
+                    continue  # preflight_node_checks: false for this host
                 probes[host] = {
                     "facts": probe.get("facts") or host_vars.get("ansible_facts") or {},
                     "probe": probe,
