@@ -239,8 +239,9 @@ def _is_ip(text):
     return True
 
 
-def _address_problem(text):
-    """Why a bare host name/address is not usable, or None."""
+def _address_problem(text, strict=True):
+    """Why a bare host name/address is not usable, or None. Not strict (ansible_host):
+    any name SSH might resolve is accepted; strict names must be DNS names (TLS SANs, URLs)."""
     if not isinstance(text, str) or not text:
         return "must be a host name or an IP address"
     if "://" in text:
@@ -257,6 +258,8 @@ def _address_problem(text):
         return "is not a valid IPv6 address"
     if re.match(r"^[0-9.]+$", text):
         return None if _is_ip(text) else "is not a valid IPv4 address"
+    if not strict:
+        return "is not a valid host name (it contains white space)" if re.search(r"\s", text) else None
     return None if DNS1123_SUBDOMAIN.match(text.lower()) and len(text) <= 253 else "is not a valid host name"
 
 
@@ -379,18 +382,22 @@ def check_names_and_addresses(ctx, problems):
                 continue
             parts = [p.strip() for p in str(value).split(",")] if var == "k3s_node_ip" else [str(value)]
             for part in parts:
-                why = _address_problem(part)
+                why = _address_problem(part, strict=var != "ansible_host")
                 if var == "k3s_node_ip" and why is None and not _is_ip(part):
                     why = "must be an IP address (k3s --node-ip), not a host name"
                 if why:
                     problems.add(f"host {host}", var, value, why + ".")
-                elif var == "ansible_host" or _is_ip(part):
-                    addresses.setdefault(part.lower(), set()).add(host)
+                elif var == "ansible_host":
+                    # Hosts behind one address on different SSH ports (NAT, VMs) are distinct.
+                    port = scope.get("ansible_port", 22)
+                    addresses.setdefault((part.lower(), str(port)), set()).add(host)
+                elif _is_ip(part):
+                    addresses.setdefault((part.lower(), "node-ip"), set()).add(host)
     for name, hosts in names.items():
         if len(hosts) > 1:
             problems.add("group k3s_cluster", "k3s_node_name", name, f"is the node name of {', '.join(hosts)}: node names "
                          "must be unique. Rename the hosts or set k3s_node_name per host.")
-    for address, hosts in addresses.items():
+    for (address, _port), hosts in addresses.items():
         if len(hosts) > 1:
             problems.add("group k3s_cluster", "ansible_host/k3s_node_ip", address, f"is the address of "
                          f"{', '.join(sorted(hosts))}: every node needs its own address. Fix the host's ansible_host.")
@@ -398,7 +405,7 @@ def check_names_and_addresses(ctx, problems):
         value = ctx.raw(host).get("ansible_host")
         if value is not None:
             value = ctx.scope(host, ()).get("ansible_host")
-            why = _address_problem(str(value))
+            why = _address_problem(str(value), strict=False)
             if why:
                 problems.add(f"host {host}", "ansible_host", value, why + ".")
     if ctx.group("k3s_servers"):

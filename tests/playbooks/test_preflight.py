@@ -39,6 +39,30 @@ COMBINED = ["platform-domain-uppercase", "platform-bucket-uppercase", "version-i
             "platform-issuer-unknown", "address-ipv6-brackets"]
 
 
+# Inventories that must pass: the lab example, and variations that are not mistakes.
+GOOD = {
+    "lab-example": {},
+    # Two VMs behind one NAT address, told apart by their SSH ports.
+    "nat-pair": {"host_vars": {"cpu-1": {"ansible_host": "203.0.113.5", "ansible_port": 2221},
+                               "cpu-2": {"ansible_host": "203.0.113.5", "ansible_port": 2222}}},
+    # IPv6 everywhere, written the way the roles expect (bare, no brackets).
+    "ipv6": {"host_vars": {"cpu-1": {"ansible_host": "2001:db8::21", "k3s_node_ip": "2001:db8::21"}},
+             "group_vars": {"k3s_api_endpoint": "2001:db8::11"}},
+    # Let's Encrypt with everything it needs.
+    "letsencrypt": {"group_vars": {"mlops_tls_issuer": "letsencrypt", "cert_manager_acme_email": "ops@example.org"},
+                    "vault": {"vault_k3s_token": "3f" * 32, "vault_cloudflare_api_token": "x" * 40}},
+    # One server without embedded etcd (no HA) and a pipeline with its webhook secret.
+    "single-server-pipeline": {
+        "hosts": {"all": {"children": {"k3s_cluster": {"children": {
+            "k3s_servers": {"hosts": {"pi-1": {"ansible_host": "192.0.2.11"}}},
+            "k3s_agents": {"hosts": {"cpu-1": {"ansible_host": "192.0.2.21"}}}}},
+            "nfs_servers": {"hosts": {"storage-1": {"ansible_host": "192.0.2.41"}}}}}},
+        "group_vars": {"mlops_pipelines": [yaml.safe_load((Path(__file__).resolve().parents[2] / "examples/mnist/pipeline.yml")
+                                                          .read_text())],
+                       "pipelines_webhook_secrets": {"mnist": "w" * 40}}},
+}
+
+
 def load(name: str) -> dict:
     return yaml.safe_load((FIXTURES / "broken" / f"{name}.yml").read_text())
 
@@ -62,7 +86,7 @@ def results(ansible_env):
         "controller": {p.stem: yaml.safe_load(p.read_text()) for p in BROKEN},
         "hosts": {f"hosts-{c['name']}": c for c in HOST_CASES},
     }
-    jobs["controller"]["lab-example"] = {}
+    jobs["controller"].update({f"good-{name}": case for name, case in GOOD.items()})
     jobs["controller"]["combined"] = combined_case()
     proc = subprocess.run([sys.executable, str(Path(__file__).parent / "preflight_harness.py")], input=json.dumps(jobs),
                           capture_output=True, text=True, cwd=REPO_ROOT, env=ansible_env, timeout=600, check=False)
@@ -85,8 +109,9 @@ def test_enough_distinct_broken_inventories():
     assert len(set(expected)) >= 50, "cases should name many different variables"
 
 
-def test_lab_example_passes(results):
-    assert results["lab-example"]["count"] == 0, results["lab-example"]["report"]
+@pytest.mark.parametrize("name", GOOD)
+def test_good_inventory_passes(name, results):
+    assert results[f"good-{name}"]["count"] == 0, results[f"good-{name}"]["report"]
 
 
 def test_embedded_local_inventory_passes(ansible_env):
