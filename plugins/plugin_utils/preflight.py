@@ -421,6 +421,45 @@ def check_names_and_addresses(ctx, problems):
             problems.add("group k3s_servers", "k3s_api_port", port, "must be a TCP port (1-65535), e.g. 6443.")
 
 
+def check_nfs_clients(ctx, problems):
+    """The storage export (first export of the first nfs_servers host, the one the NFS
+    StorageClass mounts) must admit every k3s node, or every volume mount fails."""
+    servers = ctx.group("nfs_servers")
+    if not servers:
+        return
+    exports = ctx.scope(servers[0], ("nfs_server",)).get("nfs_server_exports")
+    if not isinstance(exports, list) or not exports or not isinstance(exports[0], Mapping):
+        return  # the argument spec check reports the shape
+    clients = exports[0].get("clients") or []
+    if not isinstance(clients, list) or any(not isinstance(c, str) or not _is_network(c) for c in clients):
+        return  # host names and wildcards other than '*': cannot be decided here
+    networks = [ipaddress.ip_network("0.0.0.0/0" if c == "*" else c, strict=False) for c in clients]
+    if any(n.prefixlen == 0 for n in networks):
+        return
+    outside = []
+    for host in ctx.group("k3s_cluster"):
+        scope = ctx.scope(host, _node_roles(ctx, host))
+        address = scope.get("k3s_node_ip") or (scope.get("ansible_host") if "ansible_host" in scope.raw else None)
+        address = str(address).split(",")[0].strip() if address else ""
+        if _is_ip(address) and not any(ipaddress.ip_address(address) in n for n in networks
+                                       if n.version == ipaddress.ip_address(address).version):
+            outside.append(f"{host} ({address})")
+    if outside:
+        problems.add(f"host {servers[0]}", "nfs_server_exports[0].clients", clients, "does not admit the k3s nodes "
+                     f"{', '.join(outside)}: their NFS volume mounts would be refused. Add their network to the "
+                     "export's clients.")
+
+
+def _is_network(text):
+    if text == "*":
+        return True
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 def _suggest_name(name):
     text = re.sub(r"[^a-z0-9.-]+", "-", str(name).lower()).strip("-.")
     return text or "node-1"
@@ -767,6 +806,7 @@ def check_controller(ctx, spec_filter, objects_filter):
     check_removed(ctx, problems)
     check_groups(ctx, problems)
     check_names_and_addresses(ctx, problems)
+    check_nfs_clients(ctx, problems)
     check_versions(ctx, problems)
     check_secrets(ctx, problems)
     check_platform(ctx, problems)

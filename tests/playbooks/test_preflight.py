@@ -44,10 +44,14 @@ GOOD = {
     "lab-example": {},
     # Two VMs behind one NAT address, told apart by their SSH ports.
     "nat-pair": {"host_vars": {"cpu-1": {"ansible_host": "203.0.113.5", "ansible_port": 2221},
-                               "cpu-2": {"ansible_host": "203.0.113.5", "ansible_port": 2222}}},
+                               "cpu-2": {"ansible_host": "203.0.113.5", "ansible_port": 2222}},
+                 "group_vars": {"nfs_server_exports": [{"path": "/srv/nfs/k3s", "clients": ["192.0.2.0/24", "203.0.113.5"],
+                                                        "options": ["rw", "sync"]}]}},
     # IPv6 everywhere, written the way the roles expect (bare, no brackets).
     "ipv6": {"host_vars": {"cpu-1": {"ansible_host": "2001:db8::21", "k3s_node_ip": "2001:db8::21"}},
-             "group_vars": {"k3s_api_endpoint": "2001:db8::11"}},
+             "group_vars": {"k3s_api_endpoint": "2001:db8::11",
+                            "nfs_server_exports": [{"path": "/srv/nfs/k3s", "clients": ["192.0.2.0/24", "2001:db8::/64"],
+                                                    "options": ["rw", "sync"]}]}},
     # Let's Encrypt with everything it needs.
     "letsencrypt": {"group_vars": {"mlops_tls_issuer": "letsencrypt", "cert_manager_acme_email": "ops@example.org"},
                     "vault": {"vault_k3s_token": "3f" * 32, "vault_cloudflare_api_token": "x" * 40}},
