@@ -27,6 +27,7 @@ description:
     objects for the render sink.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - ansible.builtin.action_common_attributes
 requirements:
   - python >= 3.9
   - kubernetes >= 24.2.0
@@ -102,6 +103,8 @@ attributes:
     details: Reads the nodes and reports what would change; never writes.
   diff_mode:
     support: full
+  platform:
+    platforms: posix
 notes:
   - Do not run this together with NVIDIA GPU Feature Discovery on the same nodes; both
     would own the same label keys.
