@@ -36,6 +36,7 @@ def k8s_objects():
 
     return helpers
 
+
 # versions.yml entries benchmarked and the namespace each manifest goes to.
 MANIFESTS = [
     ("mlops_argocd_manifest", "bench-argocd"),

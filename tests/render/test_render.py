@@ -207,7 +207,8 @@ def test_every_secret_referenced_is_created_or_user_provided(rendered, repo_root
         )
 
     missing = [
-        f"{source}: {object_id(obj)} {path} refers to Secret {ns}/{name}, which nothing in the render creates and docs/secrets.md does not list as user-provided"
+        f"{source}: {object_id(obj)} {path} refers to Secret {ns}/{name}, which nothing in the render creates"
+        " and docs/secrets.md does not list as user-provided"
         for source, obj, path, ns, name in refs
         if (ns, name) not in created and not is_provided(ns, name)
     ]
