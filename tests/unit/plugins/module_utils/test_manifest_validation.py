@@ -192,7 +192,7 @@ def test_load_tree_reports_unparsable_files(tmp_path):
     (tmp_path / "a/bad.yaml").write_text("kind: [\n")
     (tmp_path / "a/cm.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "d"}}))
     items = mv.load_tree(str(tmp_path))
-    assert [source for source, _ in items] == ["a/bad.yaml", "a/cm.yaml"]
+    assert [source for source, _unused in items] == ["a/bad.yaml", "a/cm.yaml"]
     issues = mv.Validator(k8s_version="1.34").validate_all(items)
     assert len(issues) == 1 and "a/bad.yaml: not valid YAML" in issues[0]["message"]
 
