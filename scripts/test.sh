@@ -89,7 +89,7 @@ layer_galaxy() {
   (cd "$tree" && git init -q . && git add -A) || return 1
   # Dependencies beside it, from the `ansible` package (no Galaxy access needed).
   deps=$(python -c 'import ansible_collections as a; print(list(a.__path__)[0])')
-  for c in kubernetes/core community/general community/crypto ansible/posix; do
+  for c in kubernetes/core community/general community/crypto ansible/posix ansible/utils amazon/aws; do
     mkdir -p "$out/ansible_collections/${c%/*}" && ln -sfn "$deps/$c" "$out/ansible_collections/$c"
   done
   galaxy_venv .cache/sanity-venv "$core_pin" -r requirements.txt pytest==9.2.0 || return 1

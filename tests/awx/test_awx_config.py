@@ -149,7 +149,7 @@ def test_operator_surveys(job_templates):
     assert set(upgrade["upgrade_backup"]["choices"]) == {"true", "false"}
     assert variables("reset")["k3s_reset_remove_data"]["default"] == "false"
     assert "k3s_reset_confirm" in variables("reset")
-    assert variables("restore")["restore_confirm"]["required"] is True
+    assert variables("restore")["backup_restore_confirm"]["required"] is True
     assert variables("node_remove")["node_remove_confirm"]["required"] is True
 
 
