@@ -160,7 +160,7 @@ def main():
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         yaml.safe_dump_all(objects, handle)
         manifest = handle.name
-    print(f"{len(objects)} objects ({sum(map(k8s_objects().is_crd, objects))} CRDs) from {', '.join(args.only or [k for k, _ in MANIFESTS])}")
+    print(f"{len(objects)} objects ({sum(map(k8s_objects().is_crd, objects))} CRDs) from {', '.join(args.only or [k for k, _unused in MANIFESTS])}")
 
     times = {"kubectl": [], "kubectl_rerun": [], "k8s_apply": [], "k8s_apply_rerun": []}
     try:

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: gpu_facts
 short_description: Detect NVIDIA GPUs, driver, CUDA and container-runtime setup of a node
 version_added: 0.1.0
-author: ResearchOps developers
+author: ResearchOps developers (@researchops)
 description:
   - Returns the C(researchops_gpu) fact describing the NVIDIA GPUs of the host.
   - When C(nvidia-smi) is installed, GPUs come from

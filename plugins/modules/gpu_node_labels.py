@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: gpu_node_labels
 short_description: Set NVIDIA GPU Feature Discovery labels and the GPU taint on Kubernetes nodes
 version_added: 0.1.0
-author: ResearchOps developers
+author: ResearchOps developers (@researchops)
 description:
   - Takes a list of nodes with the C(researchops_gpu) fact of each (from
     M(researchops.mlops.gpu_facts)) and makes every listed Node carry the NVIDIA GPU

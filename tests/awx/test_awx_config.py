@@ -71,7 +71,7 @@ def test_arguments_match_the_awx_module_spec(awx_calls, name, monkeypatch):
 
 def test_a_bad_argument_is_refused(monkeypatch):
     """The check can say no: an unknown option and a wrong choice fail the real spec."""
-    spec, _ = awx_spec("job_template", monkeypatch)
+    spec, _constraints = awx_spec("job_template", monkeypatch)
     result = ArgumentSpecValidator(spec).validate({"name": "x", "job_type": "deploy", "playbok": "site.yml"})
     assert any("playbok" in m for m in result.error_messages)
     assert any("job_type" in m for m in result.error_messages)

@@ -126,7 +126,7 @@ def jobs(job_templates, awx_env):
 
 @pytest.mark.parametrize("name", [n for n in ORDER if n != "node_remove"])
 def test_job_template_runs(jobs, name):
-    result, stdout, _ = jobs[name]
+    result, stdout, _extravars = jobs[name]
     assert result.status == "successful" and result.rc == 0, stdout[-4000:]
 
 
@@ -146,6 +146,6 @@ def test_credentials_reach_the_play_not_the_job_vars(jobs):
 
 
 def test_node_remove_refuses_a_node_not_in_the_inventory(jobs):
-    result, stdout, _ = jobs["node_remove"]
+    result, stdout, _extravars = jobs["node_remove"]
     assert result.status == "failed"
     assert "Give -e node_remove_hosts=<nodes of k3s_cluster>" in stdout

@@ -81,7 +81,7 @@ def _filter_examples():
 
 
 PLUGIN_EXAMPLES = _plugin_examples()
-IDS = [f"{kind}/{name}" for kind, name, _, _ in PLUGIN_EXAMPLES]
+IDS = [f"{kind}/{name}" for kind, name, _examples, _options in PLUGIN_EXAMPLES]
 
 
 def _module_options(name):
@@ -117,7 +117,7 @@ def example_run(tmp_path_factory):
     for name in ("examples", "roles"):  # examples read repo files relative to the playbook
         (tmp / name).symlink_to(REPO / name)
     blocks = []
-    for (kind, name, examples, _), plugin_id in zip(PLUGIN_EXAMPLES, IDS):
+    for (kind, name, examples, _options), plugin_id in zip(PLUGIN_EXAMPLES, IDS):
         tasks = [t for t in _tasks(examples) if not _needs_api(t)]
         if not tasks:
             continue
