@@ -109,7 +109,15 @@ layer_galaxy() {
     --color no) || rc=1
 
   echo "--- antsibull-docs lint-collection-docs"
-  ANSIBLE_COLLECTIONS_PATH=$out antsibull-docs lint-collection-docs --plugin-docs "$tree" || rc=1
+  # It copies the collection and its dependencies (found with ansible-galaxy collection
+  # list) git-aware: dependencies must lie outside any git checkout to be copied whole.
+  local docdeps
+  docdeps=$(mktemp -d)
+  for c in kubernetes/core ansible/posix ansible/utils; do
+    mkdir -p "$docdeps/ansible_collections/${c%/*}" && cp -r "$deps/$c" "$docdeps/ansible_collections/$c"
+  done
+  ANSIBLE_COLLECTIONS_PATH=$docdeps antsibull-docs lint-collection-docs --plugin-docs "$tree" || rc=1
+  rm -rf "$docdeps"
 
   echo "--- antsibull-changelog: fragments, and the release changelog they generate"
   antsibull-changelog lint || rc=1
