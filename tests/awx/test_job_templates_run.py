@@ -95,7 +95,8 @@ def run_job(jt, awx_env):
         inject_credential(
             ManagedCredentialType(namespace=None, name=ctype["name"], kind=ctype["kind"], inputs=ctype["inputs"],
                                   injectors=ctype["injectors"]),
-            Credential(inputs=CREDENTIAL_INPUTS[ctype["name"]]), env, safe_env, args, str(private))
+            Credential(inputs=CREDENTIAL_INPUTS[ctype["name"]]), env, safe_env, args, str(private),
+            container_root=str(private))  # no EE container: /runner is the private data dir itself
     extravars = dict(jt["extra_vars"], **survey_answers(jt, tmp))
     result = ansible_runner.run(private_data_dir=str(private), project_dir=str(REPO), playbook=jt["playbook"],
                                 inventory=str(script), extravars=extravars, envvars=env,
