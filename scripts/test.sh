@@ -132,7 +132,8 @@ layer_galaxy() {
   local tmp
   tmp=$(mktemp -d)
   # --no-deps: the dependencies come from the `ansible` package (requirements.txt).
-  ansible-galaxy collection install --offline --no-deps -p "$tmp/collections" "${tarball[0]}" >/dev/null || rc=1
+  (cd "$tmp" && env -u ANSIBLE_CONFIG ansible-galaxy collection install --offline --no-deps --force \
+    -p "$tmp/collections" "${tarball[0]}" >/dev/null) || rc=1
   cp -r inventories/local "$tmp/inventory"
   ansible-playbook site.yml -i inventories/local -e mlops_render_dir="$out/render-checkout" >"$out/render-checkout.log" 2>&1 ||
     { tail -20 "$out/render-checkout.log"; rc=1; }
