@@ -21,7 +21,7 @@ import pytest
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from conftest import AWX_MODULES, CREDENTIALS, REPO
+from awx_helpers import AWX_MODULES, CREDENTIALS, REPO
 
 # JobTemplateSurveySpec.ALLOWED_TYPES
 SURVEY_TYPES = {"multiplechoice": str, "multiselect": str, "text": str, "textarea": str,

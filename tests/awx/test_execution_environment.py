@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from awx_helpers import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,7 @@ from awx_plugins.interfaces._temporary_private_api import ManagedCredentialType
 from awx_plugins.interfaces._temporary_private_credential_api import Credential
 from awx_plugins.interfaces._temporary_private_inject_api import inject_credential
 
-from conftest import REPO
+from awx_helpers import REPO
 
 pytestmark = pytest.mark.slow
 

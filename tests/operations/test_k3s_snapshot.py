@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run_playbook
+from ops_helpers import run_playbook
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "K10-stand-in-cluster-token::server:0123456789abcdef"

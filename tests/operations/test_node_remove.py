@@ -6,7 +6,7 @@ addresses (192.0.2.0/24, TEST-NET-1) cannot be reached: a refusal must come firs
 """
 import pytest
 
-from conftest import REPO, run_playbook
+from ops_helpers import REPO, run_playbook
 
 pytestmark = pytest.mark.slow
 LAB = str(REPO / "inventories" / "lab")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import role_tasks, run_playbook
+from ops_helpers import role_tasks, run_playbook
 
 pytestmark = pytest.mark.slow
 BINDIRS = sorted(glob.glob("/usr/lib/postgresql/*/bin"))

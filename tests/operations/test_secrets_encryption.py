@@ -11,7 +11,7 @@ import base64
 
 import yaml
 
-from conftest import PASSPHRASE, role_tasks, run_playbook
+from ops_helpers import PASSPHRASE, role_tasks, run_playbook
 
 SECRETS = [
     {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "harbor-database", "namespace": "postgresql"},
