@@ -12,8 +12,10 @@ pytestmark = pytest.mark.slow
 LAB = str(REPO / "inventories" / "lab")
 
 
-@pytest.mark.parametrize(("hosts", "confirm"), [("pi-1", "remove-nodes"), ("storage-1", "remove-nodes"),
-                                                 ("pi-3", ""), ("", "remove-nodes")])
+REFUSED = [("pi-1", "remove-nodes"), ("storage-1", "remove-nodes"), ("pi-3", ""), ("", "remove-nodes")]
+
+
+@pytest.mark.parametrize(("hosts", "confirm"), REFUSED)
 def test_refused_before_anything_runs(tmp_path, hosts, confirm):
     proc = run_playbook("playbooks/node_remove.yml", tmp_path, inventory=LAB, check=False,
                         extra={"node_remove_hosts": hosts, "node_remove_confirm": confirm})
