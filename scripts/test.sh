@@ -134,11 +134,13 @@ layer_galaxy() {
   # --no-deps: the dependencies come from the `ansible` package (requirements.txt).
   (cd "$tmp" && env -u ANSIBLE_CONFIG ansible-galaxy collection install --offline --no-deps --force \
     -p "$tmp/collections" "${tarball[0]}" >/dev/null) || rc=1
-  cp -r inventories/local "$tmp/inventory"
+  # The copy keeps the layout its group_vars rely on (the example pipeline at ../../examples).
+  mkdir -p "$tmp/inventories" "$tmp/examples" && cp -r inventories/local "$tmp/inventories/local" &&
+    cp -r examples/mnist "$tmp/examples/mnist"
   ansible-playbook site.yml -i inventories/local -e mlops_render_dir="$out/render-checkout" >"$out/render-checkout.log" 2>&1 ||
     { tail -20 "$out/render-checkout.log"; rc=1; }
   (cd "$tmp" && env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH="$tmp/collections" \
-    ansible-playbook researchops.mlops.site -i inventory -e mlops_render_dir="$tmp/render" >"$out/render-installed.log" 2>&1) ||
+    ansible-playbook researchops.mlops.site -i inventories/local -e mlops_render_dir="$tmp/render" >"$out/render-installed.log" 2>&1) ||
     { tail -20 "$out/render-installed.log"; rc=1; }
   diff -r "$out/render-checkout" "$tmp/render" >"$out/render.diff" || { head -40 "$out/render.diff"; rc=1; }
   [[ -n $(find "$tmp/render" -name '*.yaml' -print -quit 2>/dev/null) ]] || { echo "installed render is empty"; rc=1; }
