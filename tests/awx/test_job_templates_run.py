@@ -77,7 +77,12 @@ def awx_env(awx_calls, tmp_path_factory):
     # (test_lab_inventory_survives_the_awx_import).
     text = json.dumps(inv).replace("inventory_dir ~", "'%s' ~" % (REPO / "inventories" / "local"))
     inv = json.loads(text)
-    inv["all"].setdefault("vars", {}).update(mlops_render_dir=str(tmp / "render"), backup_dest=str(tmp / "backups"))
+    # ansible-inventory --list merges group vars into each host's vars: set the lab's
+    # choices there too.
+    lab = {"mlops_render_dir": str(tmp / "render"), "backup_dest": str(tmp / "backups")}
+    inv["all"].setdefault("vars", {}).update(lab)
+    for hostvars in inv["_meta"]["hostvars"].values():
+        hostvars.update(lab)
     return {"tmp": tmp, "types": types, "inventory": inv}
 
 
