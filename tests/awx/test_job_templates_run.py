@@ -142,6 +142,8 @@ def test_job_template_runs(jobs, name):
 
 
 def test_templates_render_the_platform(jobs, awx_env):
+    for name in ("platform", "pipelines"):
+        assert jobs[name][0].status == "successful", name
     render = awx_env["tmp"] / "render"
     assert (render / "platform" / "argocd").is_dir()
     assert (render / "pipelines").is_dir()
