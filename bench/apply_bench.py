@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: (c) 2026, ResearchOps developers
 # Apache License 2.0 (see LICENSE)
 """Apply benchmark: the upstream manifests of the platform applied with
@@ -35,6 +34,7 @@ def k8s_objects():
     from ansible_collections.researchops.mlops.plugins.module_utils import k8s_objects as helpers
 
     return helpers
+
 
 # versions.yml entries benchmarked and the namespace each manifest goes to.
 MANIFESTS = [
@@ -150,7 +150,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG", str(Path.home() / ".kube/researchops.yaml")))
     parser.add_argument("--upstream-dir", default=os.environ.get("MLOPS_UPSTREAM_DIR", str(REPO_ROOT.parent / "shared/upstream")))
-    parser.add_argument("--only", action="append", choices=[key for key, _ in MANIFESTS], help="benchmark only these manifests")
+    parser.add_argument("--only", action="append", choices=[key for key, _unused in MANIFESTS], help="benchmark only these manifests")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=1, help="repetitions; the best time of each kind is kept")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
@@ -168,11 +168,11 @@ def main():
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         yaml.safe_dump_all(objects, handle)
         manifest = handle.name
-    print(f"{len(objects)} objects ({sum(map(k8s_objects().is_crd, objects))} CRDs) from {', '.join(args.only or [k for k, _ in MANIFESTS])}")
+    print(f"{len(objects)} objects ({sum(map(k8s_objects().is_crd, objects))} CRDs) from {', '.join(args.only or [k for k, _unused in MANIFESTS])}")
 
     times = {"kubectl": [], "kubectl_rerun": [], "k8s_apply": [], "k8s_apply_rerun": []}
     try:
-        for _ in range(args.rounds):
+        for _unused in range(args.rounds):
             clean(args.kubeconfig, objects, namespaces)
             times["kubectl"].append(time_kubectl(args.kubeconfig, manifest))
             times["kubectl_rerun"].append(time_kubectl(args.kubeconfig, manifest))

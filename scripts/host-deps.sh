@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the test layers need: Docker (molecule's driver) and debootstrap (the
-# scenarios' base image is built locally, no registry is needed). Needs root or sudo.
+# scenarios' base image is built locally, no registry is needed), PostgreSQL (the backup
+# round-trip tests start their own server from its binaries). Needs root or sudo.
 set -euo pipefail
 sudo=""
 [[ $(id -u) -eq 0 ]] || sudo="sudo"
@@ -8,6 +9,7 @@ sudo=""
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if ((${#missing[@]})); then
   echo "host-deps: installing ${missing[*]}"
   $sudo apt-get update -qq

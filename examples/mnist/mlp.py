@@ -86,7 +86,7 @@ def save(model_dir: str | Path, x_mean: np.ndarray, x_std: np.ndarray,
         "weights_sha256": sha256_bytes(weights_path.read_bytes()),
         "n_features": int(arrays["x_mean"].shape[0]),
         "classes": [int(c) for c in arrays["classes"]],
-        "layer_sizes": [int(arrays["W0"].shape[1])] + [int(w.shape[0]) for w, _ in layers],
+        "layer_sizes": [int(arrays["W0"].shape[1])] + [int(w.shape[0]) for w, _unused in layers],
     }
     (model_dir / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n",
                                        encoding="utf-8")

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: gpu_facts
 short_description: Detect NVIDIA GPUs, driver, CUDA and container-runtime setup of a node
 version_added: 0.1.0
-author: ResearchOps developers
+author: ResearchOps developers (@researchops)
 description:
   - Returns the C(researchops_gpu) fact describing the NVIDIA GPUs of the host.
   - When C(nvidia-smi) is installed, GPUs come from
@@ -52,6 +52,9 @@ options:
     description: Docker daemon configuration.
     type: path
     default: /etc/docker/daemon.json
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
     support: full
@@ -59,6 +62,8 @@ attributes:
     support: none
   facts:
     support: full
+  platform:
+    platforms: posix
 notes:
   - C(product), C(memory_mib) and C(mig_mode) describe the first GPU, as NVIDIA GPU
     Feature Discovery does for its node labels; C(products) and C(gpus) list all.

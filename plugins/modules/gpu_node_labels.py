@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 module: gpu_node_labels
 short_description: Set NVIDIA GPU Feature Discovery labels and the GPU taint on Kubernetes nodes
 version_added: 0.1.0
-author: ResearchOps developers
+author: ResearchOps developers (@researchops)
 description:
   - Takes a list of nodes with the C(researchops_gpu) fact of each (from
     M(researchops.mlops.gpu_facts)) and makes every listed Node carry the NVIDIA GPU
@@ -27,6 +27,7 @@ description:
     objects for the render sink.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - ansible.builtin.action_common_attributes
 requirements:
   - python >= 3.9
   - kubernetes >= 24.2.0
@@ -102,6 +103,8 @@ attributes:
     details: Reads the nodes and reports what would change; never writes.
   diff_mode:
     support: full
+  platform:
+    platforms: posix
 notes:
   - Do not run this together with NVIDIA GPU Feature Discovery on the same nodes; both
     would own the same label keys.

@@ -85,8 +85,8 @@ def load_arrays(model_dir: Path) -> dict[str, np.ndarray]:
 
 def digits_test_split(seed: int, test_size: float) -> tuple[np.ndarray, np.ndarray]:
     digits = load_digits()
-    _, X_test, _, y_test = train_test_split(digits.data, digits.target, test_size=test_size,
-                                            random_state=seed, stratify=digits.target)
+    _unused, X_test, _unused, y_test = train_test_split(digits.data, digits.target, test_size=test_size,
+                                                        random_state=seed, stratify=digits.target)
     return X_test, y_test
 
 
@@ -115,7 +115,7 @@ def test_torch_is_installed():
 
 
 def test_train_writes_model_and_logs_epochs(digits_model, params):
-    _, model_dir, result = digits_model
+    _unused, model_dir, result = digits_model
     epochs = params["epochs"]
     assert "device: cpu" in result.stdout
     for epoch in (1, epochs):
@@ -134,7 +134,7 @@ def test_train_writes_model_and_logs_epochs(digits_model, params):
 
 
 def test_evaluate_passes_params_threshold(digits_model, params, tmp_path):
-    data_dir, model_dir, _ = digits_model
+    data_dir, model_dir, _unused = digits_model
     metrics_file = tmp_path / "out" / "metrics.json"
     result = evaluate(EXAMPLE / "params.yaml", data_dir, model_dir, metrics_file)
     assert result.returncode == 0, result.stderr
@@ -149,7 +149,7 @@ def test_evaluate_passes_params_threshold(digits_model, params, tmp_path):
 
 @pytest.mark.parametrize("threshold", ["1.01", "0.9999"])
 def test_evaluate_impossible_threshold_exits_1(digits_model, tmp_path, threshold):
-    data_dir, model_dir, _ = digits_model
+    data_dir, model_dir, _unused = digits_model
     metrics_file = tmp_path / "metrics.json"
     result = evaluate(EXAMPLE / "params.yaml", data_dir, model_dir, metrics_file,
                       "--threshold", threshold)
@@ -161,7 +161,7 @@ def test_evaluate_impossible_threshold_exits_1(digits_model, tmp_path, threshold
 
 
 def test_evaluate_takes_threshold_from_params(digits_model, tmp_path):
-    data_dir, model_dir, _ = digits_model
+    data_dir, model_dir, _unused = digits_model
     strict = write_params(tmp_path / "params.yaml", threshold=1.01)
     result = evaluate(strict, data_dir, model_dir, tmp_path / "metrics.json")
     assert result.returncode == 1
@@ -224,7 +224,7 @@ def test_data_npz_is_used_instead_of_digits(tmp_path):
 
 
 def test_evaluate_rejects_model_trained_on_other_data(digits_model, tmp_path):
-    _, model_dir, _ = digits_model
+    _unused, model_dir, _unused = digits_model
     synthetic_npz(tmp_path / "data.npz")
     result = evaluate(EXAMPLE / "params.yaml", tmp_path, model_dir, tmp_path / "m.json")
     assert result.returncode == 2
@@ -262,7 +262,7 @@ def test_train_reports_bad_input(tmp_path, case, message):
 @pytest.fixture(scope="module")
 def server(digits_model):
     """serve.py on 127.0.0.1, a free port, with torch/sklearn/yaml unimportable."""
-    _, model_dir, _ = digits_model
+    _unused, model_dir, _unused = digits_model
     command = blocked("torch", "sklearn", "yaml") + [
         str(EXAMPLE / "serve.py"), "--model-dir", str(model_dir), "--host", "127.0.0.1",
         "--port", "0"]
@@ -302,12 +302,12 @@ def request(url: str, body: bytes | None = None) -> tuple[int, dict]:
 
 
 def test_serve_healthz(server):
-    base, _ = server
+    base, _unused = server
     assert request(f"{base}/healthz") == (200, {"status": "ok", "model_version": "test-1.2.3"})
 
 
 def test_serve_predicts_test_samples(server, params):
-    base, _ = server
+    base, _unused = server
     X_test, y_test = digits_test_split(params["seed"], params["test_size"])
     X, y = X_test[:20], y_test[:20]
     status, body = request(f"{base}/predict", json.dumps({"instances": X.tolist()}).encode())
@@ -331,14 +331,14 @@ def test_serve_predicts_test_samples(server, params):
     (json.dumps({"instances": [[True] * 64]}).encode(), "only numbers"),
 ])
 def test_serve_rejects_bad_input(server, body, message):
-    base, _ = server
+    base, _unused = server
     status, payload = request(f"{base}/predict", body)
     assert status == 400
     assert message in payload["error"]
 
 
 def test_serve_unknown_route(server):
-    base, _ = server
+    base, _unused = server
     status, payload = request(f"{base}/nope")
     assert status == 404 and "error" in payload
 
@@ -361,7 +361,7 @@ def test_serve_without_model_fails_clearly(tmp_path):
 
 
 def test_serve_refuses_tampered_weights(digits_model, tmp_path):
-    _, model_dir, _ = digits_model
+    _unused, model_dir, _unused = digits_model
     copy = tmp_path / "model"
     copy.mkdir()
     (copy / "model.json").write_text((model_dir / "model.json").read_text())

@@ -101,12 +101,12 @@ def both_paths(tmp_path_factory, repo_root, ansible_env):
         collections=link_collection(repo_root, base / "collections"),
     )
     calls = [json.loads(line) for line in record.read_text().splitlines()]
-    tree = [obj for _, obj in manifest_validation.load_tree(str(base / "render"))]
+    tree = [obj for _unused, obj in manifest_validation.load_tree(str(base / "render"))]
     return calls, tree, rendered_log + applied_log
 
 
 def test_apply_module_gets_exactly_the_rendered_objects(both_paths):
-    calls, tree, _ = both_paths
+    calls, tree, _unused = both_paths
     object_calls = [call for call in calls if not any(obj["kind"] == "Secret" and obj not in tree for obj in call["objects"])]
     sent = Counter(canonical(obj) for call in object_calls for obj in call["objects"])
     written = Counter(canonical(obj) for obj in tree)
@@ -128,7 +128,7 @@ def test_vault_secrets_go_to_the_module_but_never_to_the_render_or_the_log(both_
 
 
 def test_the_apply_engine_gets_the_sink_options(both_paths):
-    calls, _, _ = both_paths
+    calls, _unused, _unused = both_paths
     assert calls and {call["field_manager"] for call in calls} == {"researchops"}
 
 

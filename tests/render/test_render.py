@@ -40,7 +40,7 @@ def test_every_rendered_object_validates(rendered, validator_factory):
     issues = validator.validate_all(rendered)
     assert [str(issue) for issue in issues] == []
     # each schema family was really used where the platform has such objects
-    kinds = {obj["kind"] for _, obj in rendered}
+    kinds = {obj["kind"] for _unused, obj in rendered}
     used = set(validator.counts)
     assert any(name.startswith("kubernetes ") for name in used)
     if kinds & {"WorkflowTemplate", "Workflow", "CronWorkflow", "ClusterWorkflowTemplate"}:
@@ -83,9 +83,9 @@ def test_validator_catches_a_seeded_typo(kind, origin, rendered, validator):
     if origin == "fixture":
         obj = fixture_objects()[kind]
     else:
-        candidates = [o for _, o in rendered if o["kind"] == kind]
+        candidates = [o for _unused, o in rendered if o["kind"] == kind]
         if kind == "Deployment" and not candidates:
-            candidates = [o for _, o in rendered if o["kind"] in ("StatefulSet", "DaemonSet")]
+            candidates = [o for _unused, o in rendered if o["kind"] in ("StatefulSet", "DaemonSet")]
         if not candidates:
             pytest.skip(f"the render has no {kind}")
         obj = candidates[0]
@@ -119,7 +119,7 @@ def test_no_object_is_emitted_twice(rendered):
 
 
 def test_every_namespace_used_is_created_or_a_system_namespace(rendered):
-    created = {obj["metadata"]["name"] for _, obj in rendered if obj["kind"] == "Namespace"}
+    created = {obj["metadata"]["name"] for _unused, obj in rendered if obj["kind"] == "Namespace"}
     missing = []
     for source, obj in rendered:
         used = {obj["metadata"].get("namespace")}
@@ -178,7 +178,7 @@ def test_every_secret_referenced_is_created_or_user_provided(rendered, repo_root
             created |= {(namespace, tls["secretName"]) for tls in obj["spec"].get("tls") or [] if tls.get("secretName")}
         for item in str(annotations.get(CREATES_SECRETS_ANNOTATION, "")).split(","):
             if item.strip():
-                ns, _, name = item.strip().partition("/")
+                ns, _unused, name = item.strip().partition("/")
                 created.add((ns, name))
         if obj["kind"] in ("Certificate", "Secret"):
             continue
@@ -207,7 +207,8 @@ def test_every_secret_referenced_is_created_or_user_provided(rendered, repo_root
         )
 
     missing = [
-        f"{source}: {object_id(obj)} {path} refers to Secret {ns}/{name}, which nothing in the render creates and docs/secrets.md does not list as user-provided"
+        f"{source}: {object_id(obj)} {path} refers to Secret {ns}/{name}, which nothing in the render creates"
+        " and docs/secrets.md does not list as user-provided"
         for source, obj, path, ns, name in refs
         if (ns, name) not in created and not is_provided(ns, name)
     ]
@@ -232,7 +233,7 @@ def test_every_ingress_has_tls_for_each_host(rendered):
 
 def test_no_generated_or_vault_secret_value_is_written(rendered, repo_root):
     declared = set()
-    for _, obj in rendered:
+    for _unused, obj in rendered:
         value = ((obj["metadata"].get("annotations") or {}).get(CREATES_SECRETS_ANNOTATION)) or ""
         declared |= {tuple(item.strip().split("/", 1)) for item in value.split(",") if item.strip()}
     provided = user_provided_secrets(repo_root)
@@ -294,7 +295,7 @@ def _kustomize(kubectl, folder):
 
 def test_kubectl_kustomize_builds_the_whole_tree(kubectl, render_tree, rendered):
     built = _kustomize(kubectl, render_tree)
-    assert sorted(map(object_key, built)) == sorted(object_key(obj) for _, obj in rendered)
+    assert sorted(map(object_key, built)) == sorted(object_key(obj) for _unused, obj in rendered)
 
 
 def test_every_component_folder_builds_standalone(kubectl, render_tree):

@@ -39,7 +39,7 @@ def call(method, path, body=None, content_type="application/json"):
 
 def read_ca():
     path = "/api/v1/namespaces/%s/secrets/%s" % (CONFIG["namespace"], CONFIG["secret"])
-    for _ in range(60):
+    for _unused in range(60):
         status, secret = call("GET", path)
         ca = (secret or {}).get("data", {}).get("ca.crt") if status == 200 else None
         if ca:

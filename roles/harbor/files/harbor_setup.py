@@ -56,7 +56,7 @@ def k8s(path, method="GET", body=None, content_type=None):
 
 
 def wait_for_harbor():
-    for _ in range(120):
+    for _unused in range(120):
         try:
             with urllib.request.urlopen(HARBOR + "/ping", timeout=10) as resp:
                 if resp.read().strip() == b"Pong":
@@ -69,7 +69,7 @@ def wait_for_harbor():
 
 def registry_id(endpoint):
     query = urllib.parse.quote("name=" + endpoint["name"])
-    _, found = harbor("/registries?q=" + query)
+    _unused, found = harbor("/registries?q=" + query)
     for item in found or []:
         if item["name"] == endpoint["name"]:
             return item["id"]
@@ -80,7 +80,7 @@ def registry_id(endpoint):
 
 
 def ensure_project(name):
-    status, _ = harbor("/projects?project_name=" + urllib.parse.quote(name), "HEAD", ok_missing=True)
+    status, _unused = harbor("/projects?project_name=" + urllib.parse.quote(name), "HEAD", ok_missing=True)
     if status == 200:
         print("project %s exists" % name)
         return
@@ -96,7 +96,7 @@ def robot_secret():
     # Harbor's password policy: 8-128 characters with upper, lower case and a digit.
     alphabet = string.ascii_letters + string.digits
     while True:
-        value = "".join(secrets.choice(alphabet) for _ in range(32))
+        value = "".join(secrets.choice(alphabet) for _unused in range(32))
         if any(c.islower() for c in value) and any(c.isupper() for c in value) and any(c.isdigit() for c in value):
             return value
 
@@ -107,14 +107,14 @@ def ensure_robot():
                     "access": [{"resource": "repository", "action": "push"},
                                {"resource": "repository", "action": "pull"}]}
                    for project in CONFIG["robot_projects"]]
-    _, robots = harbor("/robots?page_size=100&q=" + urllib.parse.quote("Level=system"))
+    _unused, robots = harbor("/robots?page_size=100&q=" + urllib.parse.quote("Level=system"))
     full_name = "robot$" + CONFIG["robot"]
     robot = next((r for r in robots or [] if r["name"] in (full_name, CONFIG["robot"])), None)
     path = "/api/v1/namespaces/%s/secrets/%s" % (CONFIG["push_secret_namespace"], CONFIG["push_secret"])
-    status, _ = k8s(path)
+    status, _unused = k8s(path)
     if robot is None:
-        _, created = harbor("/robots", "POST", {"name": CONFIG["robot"], "level": "system", "duration": -1,
-                                                "disable": False, "permissions": permissions})
+        _unused, created = harbor("/robots", "POST", {"name": CONFIG["robot"], "level": "system", "duration": -1,
+                                                      "disable": False, "permissions": permissions})
         print("created robot %s" % created["name"])
         return created["name"], created["secret"]
     robot.update({"permissions": permissions, "disable": False})
@@ -134,7 +134,7 @@ def write_push_secret(name, secret):
     config = {"auths": {host: {"username": name, "password": secret, "auth": auth}}}
     data = {".dockerconfigjson": base64.b64encode(json.dumps(config, sort_keys=True).encode()).decode()}
     base = "/api/v1/namespaces/%s/secrets" % CONFIG["push_secret_namespace"]
-    status, _ = k8s(base + "/" + CONFIG["push_secret"])
+    status, _unused = k8s(base + "/" + CONFIG["push_secret"])
     if status == 404:
         k8s(base, "POST", {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
                            "metadata": {"name": CONFIG["push_secret"], "namespace": CONFIG["push_secret_namespace"],

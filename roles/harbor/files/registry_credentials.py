@@ -45,7 +45,7 @@ def prepare():
         return
     alphabet = string.ascii_letters + string.digits
     with open("/work/password", "w", encoding="utf-8") as out:
-        out.write("".join(secrets.choice(alphabet) for _ in range(32)))
+        out.write("".join(secrets.choice(alphabet) for _unused in range(32)))
 
 
 def store():

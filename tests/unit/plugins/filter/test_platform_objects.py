@@ -203,7 +203,7 @@ def test_tls_ingress_options():
 
 
 def test_tls_ingress_numeric_port_string():
-    ingress = tls_ingress("s3", **dict(INGRESS_ARGS, port="3900"))
+    ingress = tls_ingress("s3", **{**INGRESS_ARGS, "port": "3900"})
     assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {"number": 3900}
 
 

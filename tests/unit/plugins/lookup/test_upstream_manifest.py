@@ -23,6 +23,7 @@ def plugin_config():
     config.initialize_plugin_configuration_definitions("lookup", "upstream_manifest", docs["options"])
     LookupModule._load_name = "upstream_manifest"
 
+
 MANIFEST = b"""---
 apiVersion: v1
 kind: Namespace

@@ -121,7 +121,8 @@ def test_custom_resource_metadata_is_checked_against_object_meta(with_crd):
 
 
 def test_unserved_and_unknown_crd_versions(with_crd):
-    assert errors(with_crd, dict(widget(), apiVersion="example.io/v1beta1")) == [("$.apiVersion", "example.io/v1beta1 of Widget is not served by its CRD (crd.yaml)")]
+    assert errors(with_crd, dict(widget(), apiVersion="example.io/v1beta1")) == [
+        ("$.apiVersion", "example.io/v1beta1 of Widget is not served by its CRD (crd.yaml)")]
     found = errors(with_crd, dict(widget(), apiVersion="example.io/v2"))
     assert found == [("$.apiVersion", "apiVersion example.io/v2 is not a version of the Widget CRD (has example.io/v1, example.io/v1beta1)")]
 
@@ -132,7 +133,8 @@ def test_schema_sources(validator, upstream):
                 "spec": {"entrypoint": "m", "templates": [{"name": "m", "container": {"image": "x", "ports": [{"containerPort": 80}]}}]}}
     app = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "a", "namespace": "argocd"},
            "spec": {"project": "default", "destination": {"namespace": "d", "server": "https://kubernetes.default.svc"}}}
-    bus = {"apiVersion": "argoproj.io/v1alpha1", "kind": "EventBus", "metadata": {"name": "default", "namespace": "d"}, "spec": {"jetstream": {"version": "2.10.10"}}}
+    bus = {"apiVersion": "argoproj.io/v1alpha1", "kind": "EventBus", "metadata": {"name": "default", "namespace": "d"},
+           "spec": {"jetstream": {"version": "2.10.10"}}}
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "d"}, "data": {"a": "b"}}
     for obj in (workflow, app, bus, cm):
         assert errors(validator, obj) == []
@@ -142,7 +144,7 @@ def test_schema_sources(validator, upstream):
 def test_argo_int_or_string_and_quantity_accept_numbers(validator):
     workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate", "metadata": {"name": "w", "namespace": "d"},
                 "spec": {"templates": [{"name": "m", "container": {"image": "x", "resources": {"limits": {"cpu": 2}},
-                                                                    "readinessProbe": {"httpGet": {"port": 8080}}}}]}}
+                                                                   "readinessProbe": {"httpGet": {"port": 8080}}}}]}}
     assert errors(validator, workflow) == []
 
 
@@ -190,7 +192,7 @@ def test_load_tree_reports_unparsable_files(tmp_path):
     (tmp_path / "a/bad.yaml").write_text("kind: [\n")
     (tmp_path / "a/cm.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "d"}}))
     items = mv.load_tree(str(tmp_path))
-    assert [source for source, _ in items] == ["a/bad.yaml", "a/cm.yaml"]
+    assert [source for source, _unused in items] == ["a/bad.yaml", "a/cm.yaml"]
     issues = mv.Validator(k8s_version="1.34").validate_all(items)
     assert len(issues) == 1 and "a/bad.yaml: not valid YAML" in issues[0]["message"]
 
