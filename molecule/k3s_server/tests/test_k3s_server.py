@@ -111,3 +111,28 @@ def test_kubeconfig_on_controller(host):
         kubeconfig = yaml.safe_load(handle)
     assert [c["cluster"]["server"] for c in kubeconfig["clusters"]] == ["https://k3s-api.lab.example.test:6443"]
     assert kubeconfig["users"][0]["user"]["client-key-data"]
+
+
+def test_hardening(host):
+    """The CIS guide's server settings reach the node's config.yaml, and the files the
+    flags name exist with the kinds kube-apiserver loads (k3s hardening guide)."""
+    config = _config(host)
+    assert config["secrets-encryption"] is True
+    assert config["protect-kernel-defaults"] is True
+    args = config["kube-apiserver-arg"]
+    assert "admission-control-config-file=/var/lib/rancher/k3s/server/psa.yaml" in args
+    assert "audit-policy-file=/var/lib/rancher/k3s/server/audit.yaml" in args
+    assert {"audit-log-maxage=30", "audit-log-maxbackup=10", "audit-log-maxsize=100"} <= set(args)
+    assert config["kubelet-arg"][0] == "streaming-connection-idle-timeout=5m"
+    for path, kind in (("/var/lib/rancher/k3s/server/psa.yaml", "AdmissionConfiguration"),
+                       ("/var/lib/rancher/k3s/server/audit.yaml", "Policy")):
+        f = host.file(path)
+        assert f.is_file and f.user == "root" and f.mode == 0o600
+        assert yaml.safe_load(f.content_string)["kind"] == kind
+
+
+def test_every_server_runs_the_upgraded_version(host):
+    """The stand-in API holds what each running process started from: every server was
+    restarted on the new binary (not only the first one, whose kubectl answers)."""
+    record = host.file(f"/var/lib/standin-api/{_name(host)}")
+    assert record.content_string.split() == ["control-plane,etcd,master", UPGRADED_VERSION]
