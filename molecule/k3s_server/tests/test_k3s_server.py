@@ -95,7 +95,7 @@ def test_registries(host):
     assert registries["configs"] == {
         "harbor.lab.example.test": {
             "auth": {"username": "robot$nodes", "password": "molecule-not-a-secret"},
-            "tls": {"ca_file": "/etc/ssl/certs/researchops-ca.pem"},
+            "tls": {"ca_file": "/etc/rancher/k3s/researchops-ca.crt"},
         }
     }
 
@@ -136,3 +136,24 @@ def test_every_server_runs_the_upgraded_version(host):
     restarted on the new binary (not only the first one, whose kubectl answers)."""
     record = host.file(f"/var/lib/standin-api/{_name(host)}")
     assert record.content_string.split() == ["control-plane,etcd,master", UPGRADED_VERSION]
+
+
+def test_lab_ca_trusted(host):
+    """The CA the controller holds (cert-manager's export) is trusted by the OS (a Harbor
+    certificate it signed verifies against the system bundle update-ca-certificates
+    built), is the file registries.yaml names, and is in Docker's certs.d where Docker is."""
+    ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+    with open(os.path.join(ephemeral, "kubeconfig", "researchops-ca.crt"), encoding="utf-8") as handle:
+        ca = handle.read()
+    with open(os.path.join(ephemeral, "harbor.crt"), encoding="utf-8") as handle:
+        harbor_cert = handle.read()
+    assert host.file("/etc/rancher/k3s/researchops-ca.crt").content_string == ca
+    host.run("mkdir -p /tmp/ca-check")
+    host.run(f"printf '%s' '{harbor_cert}' > /tmp/ca-check/harbor.crt")
+    result = host.run("openssl verify -CAfile /etc/ssl/certs/ca-certificates.crt /tmp/ca-check/harbor.crt")
+    assert result.rc == 0, result.stdout + result.stderr
+    docker_ca = host.file("/etc/docker/certs.d/harbor.lab.example.test/ca.crt")
+    if _name(host) == "k3s-server-2":
+        assert docker_ca.content_string == ca
+    else:
+        assert not docker_ca.exists
