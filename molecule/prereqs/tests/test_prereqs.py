@@ -29,6 +29,15 @@ def test_sysctl_file(host):
         "net.bridge.bridge-nf-call-ip6tables": "1",
         "fs.inotify.max_user_watches": "524288",
         "fs.inotify.max_user_instances": "8192",
+        "net.ipv6.conf.all.forwarding": "1",
+        # What the kubelet demands with protect-kernel-defaults (kubernetes
+        # pkg/kubelet/cm/container_manager_linux.go, setupKernelTunables).
+        "vm.overcommit_memory": "1",
+        "vm.panic_on_oom": "0",
+        "kernel.panic": "10",
+        "kernel.panic_on_oops": "1",
+        "kernel.keys.root_maxkeys": "1000000",
+        "kernel.keys.root_maxbytes": "25000000",
     }
 
 
