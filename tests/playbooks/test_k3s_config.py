@@ -50,6 +50,13 @@ PLAYBOOK = """
         mode: "0600"
       vars: {agent_vars}
       when: inventory_hostname in groups['k3s_agents']
+    - name: Proxy environment
+      ansible.builtin.template:
+        src: {root}/roles/k3s/templates/k3s.service.env.j2
+        dest: "{out}/{{{{ inventory_hostname }}}}.env"
+        mode: "0600"
+      vars:
+        k3s_mode: "{{{{ 'server' if inventory_hostname in groups['k3s_servers'] else 'agent' }}}}"
     - name: Registries
       ansible.builtin.template:
         src: {root}/roles/k3s/templates/registries.yaml.j2
@@ -100,6 +107,7 @@ def render(repo_root: Path, tmp_path: Path, servers: dict, agents: dict, group_v
         result[name] = {
             "config": yaml.safe_load((out / f"{name}.config.yaml").read_text()),
             "registries": yaml.safe_load((out / f"{name}.registries.yaml").read_text()),
+            "env": (out / f"{name}.env").read_text(),
             "files": {f.name.split(".", 1)[1]: yaml.safe_load(f.read_text())
                       for f in out.glob(f"{name}.*.yaml") if f.name.split(".", 1)[1] not in
                       ("config.yaml", "registries.yaml")},
@@ -428,3 +436,21 @@ def test_version_guard(repo_root, tmp_path):
             assert got[case] == "ok", (case, got[case])
         else:
             assert expected in got[case], (case, got[case])
+
+
+def test_proxy_environment(repo_root, tmp_path):
+    """systemd EnvironmentFile lines (KEY=value) the k3s unit reads; k3s's docs
+    (advanced.md, "Configuring an HTTP proxy") name HTTP_PROXY, HTTPS_PROXY and NO_PROXY."""
+    got = render(repo_root, tmp_path, servers={"srv-1": {**TOKEN}}, agents={"a-1": {**TOKEN}}, group_vars={
+        "k3s_http_proxy": "http://proxy.lab.example.org:3128", "k3s_https_proxy": "http://proxy.lab.example.org:3128",
+        "k3s_no_proxy": ["192.0.2.0/24", ".lab.example.org"]})
+    for host in ("srv-1", "a-1"):
+        lines = [ln for ln in got[host]["env"].splitlines() if ln and not ln.startswith("#")]
+        assert lines == ["HTTP_PROXY=http://proxy.lab.example.org:3128", "HTTPS_PROXY=http://proxy.lab.example.org:3128",
+                         "NO_PROXY=192.0.2.0/24,.lab.example.org"]
+    unit_tasks = yaml.safe_load((repo_root / "roles/k3s/tasks/unit.yml").read_text())
+    env_task = next(t for t in unit_tasks if t.get("ansible.builtin.template", {}).get("src") == "k3s.service.env.j2")
+    # The unit reads EnvironmentFile=-/etc/systemd/system/<unit>.service.env.
+    unit = (repo_root / "roles/k3s/templates/k3s.service.j2").read_text()
+    assert "EnvironmentFile=-/etc/systemd/system/{{ __k3s_unit.name }}.service.env" in unit
+    assert env_task["ansible.builtin.template"]["dest"] == "/etc/systemd/system/{{ __k3s_unit.name }}.service.env"
