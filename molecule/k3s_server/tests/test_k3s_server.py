@@ -157,3 +157,22 @@ def test_lab_ca_trusted(host):
         assert docker_ca.content_string == ca
     else:
         assert not docker_ca.exists
+
+
+def test_upgrade_drains_restarts_and_uncordons_one_server_at_a_time(host):
+    """The stand-in API's event log (written by the running processes and by kubectl
+    drain/uncordon): each server is drained, restarted on the new version and uncordoned
+    before the next one is touched."""
+    if _name(host) != FIRST:
+        return
+    path = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "standin-api", "events")
+    with open(path, encoding="utf-8") as handle:
+        events = [line.split() for line in handle if line.strip()]
+    first_drain = next(i for i, event in enumerate(events) if event[1] == "drain")
+    upgrade = events[first_drain:]
+    expected = []
+    for name in ("k3s-server-1", "k3s-server-2", "k3s-server-3"):
+        expected += [[name, "drain"], [name, "stop"], [name, "start", UPGRADED_VERSION], [name, "uncordon"]]
+    assert upgrade == expected
+    assert not any(host.file(f"/var/lib/standin-api/{n}.cordoned").exists
+                   for n in ("k3s-server-1", "k3s-server-2", "k3s-server-3"))

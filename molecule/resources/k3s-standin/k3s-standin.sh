@@ -20,6 +20,12 @@
 #                                 replaced but not restarted still reports the old version;
 #                                 a node that is not running is NotFound (exit 1), like the
 #                                 real API.
+#   k3s kubectl cordon|uncordon|drain N
+#                                 marks node N unschedulable (drain also needs
+#                                 --ignore-daemonsets and --delete-emptydir-data, as a real
+#                                 drain of a node with DaemonSet and emptyDir pods does) or
+#                                 schedulable again. Starts, stops, drains and uncordons are
+#                                 appended to $API/events, so a test can check their order.
 # It does not run Kubernetes: no API, etcd, containerd, CNI or images.
 set -eu
 
@@ -53,9 +59,13 @@ if os.path.isdir(api):
     with open(record + ".tmp", "w") as handle:
         handle.write("%s %s\n" % (os.environ["STANDIN_ROLE"], os.environ["STANDIN_VERSION"]))
     os.replace(record + ".tmp", record)
+    with open(os.path.join(api, "events"), "a") as handle:
+        handle.write("%s start %s\n" % (node, os.environ["STANDIN_VERSION"]))
 def stop(*_):
     if os.path.exists(record):
         os.unlink(record)
+        with open(os.path.join(api, "events"), "a") as handle:
+            handle.write("%s stop\n" % node)
     sys.exit(0)
 signal.signal(signal.SIGTERM, stop)
 addr = os.environ.get("NOTIFY_SOCKET")
@@ -130,8 +140,38 @@ agent() {
   ready_and_wait "<none>"
 }
 
+node_action() {
+  action=$1
+  shift
+  name=""
+  flags=" "
+  for arg in "$@"; do
+    case "$arg" in
+      -*) flags="$flags$arg " ;;
+      *) name="$arg" ;;
+    esac
+  done
+  [ -r "$API/$name" ] || { echo "Error from server (NotFound): nodes \"$name\" not found" >&2; exit 1; }
+  case "$action" in
+    cordon) touch "$API/$name.cordoned" ;;
+    uncordon) rm -f "$API/$name.cordoned" ;;
+    drain)
+      case "$flags" in *" --ignore-daemonsets "*) ;; *)
+        echo "error: cannot delete DaemonSet-managed Pods (use --ignore-daemonsets)" >&2; exit 1 ;; esac
+      case "$flags" in *" --delete-emptydir-data "*) ;; *)
+        echo "error: cannot delete Pods with local storage (use --delete-emptydir-data)" >&2; exit 1 ;; esac
+      touch "$API/$name.cordoned"
+      ;;
+  esac
+  echo "$name $action" >> "$API/events"
+  echo "node/$name ${action}ed"
+}
+
 kubectl() {
-  [ "${1:-}" = get ] || { echo "k3s-standin: only 'kubectl get node[s]' is imitated" >&2; exit 1; }
+  case "${1:-}" in
+    cordon | uncordon | drain) node_action "$@"; return ;;
+  esac
+  [ "${1:-}" = get ] || { echo "k3s-standin: only 'kubectl get node[s]', cordon, uncordon and drain are imitated" >&2; exit 1; }
   case "${2:-}" in node|nodes) ;; *) echo "k3s-standin: only nodes can be listed" >&2; exit 1 ;; esac
   shift 2
   headers=1
@@ -149,8 +189,10 @@ kubectl() {
     exit 1
   fi
   read -r role version < "$API/$name"
-  [ "$headers" = 1 ] && printf '%-24s %-8s %-22s %-5s %s\n' NAME STATUS ROLES AGE VERSION
-  printf '%-24s %-8s %-22s %-5s %s\n' "$name" Ready "$role" 1m "$version"
+  status=Ready
+  [ -e "$API/$name.cordoned" ] && status=Ready,SchedulingDisabled
+  [ "$headers" = 1 ] && printf '%-24s %-26s %-22s %-5s %s\n' NAME STATUS ROLES AGE VERSION
+  printf '%-24s %-26s %-22s %-5s %s\n' "$name" "$status" "$role" 1m "$version"
 }
 
 case "${1:-}" in
