@@ -64,3 +64,9 @@ def test_cmdline_flags_appended_once(host):
 def test_iptables_legacy_alternative(host):
     out = host.check_output("update-alternatives --query iptables")
     assert "Value: /usr/sbin/iptables-legacy" in out
+
+
+def test_zram_swap_masked(host):
+    """zram swap (zram-tools' zramswap.service here) would bring swap back at boot."""
+    assert host.run("systemctl is-enabled zramswap.service").stdout.strip() == "masked"
+    assert not host.service("zramswap.service").is_running
