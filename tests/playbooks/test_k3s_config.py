@@ -454,3 +454,12 @@ def test_proxy_environment(repo_root, tmp_path):
     unit = (repo_root / "roles/k3s/templates/k3s.service.j2").read_text()
     assert "EnvironmentFile=-/etc/systemd/system/{{ __k3s_unit.name }}.service.env" in unit
     assert env_task["ansible.builtin.template"]["dest"] == "/etc/systemd/system/{{ __k3s_unit.name }}.service.env"
+
+
+def test_selinux_written_when_asked_and_absent_without_selinux(repo_root, tmp_path):
+    """k3s's `selinux` option (docs.k3s.io/advanced#selinux-support: "--selinux" / selinux:
+    true) must reach config.yaml; without SELinux facts (here none) auto leaves it out."""
+    got = render(repo_root, tmp_path, servers={"srv-1": {**TOKEN, "k3s_selinux": "true"}},
+                 agents={"a-1": {**TOKEN}})
+    assert got["srv-1"]["config"]["selinux"] is True
+    assert "selinux" not in got["a-1"]["config"]
