@@ -153,21 +153,35 @@ layer_galaxy() {
   return $rc
 }
 
+# Scenarios run MOLECULE_JOBS at a time (default 2: the CI machine's cores; they share the
+# image built once); each one's log goes to build/molecule/<scenario>.log and its time is
+# printed, longest scenarios first so that the pool drains evenly.
+molecule_one() {
+  local scenario=$1 start=$SECONDS rc=0
+  molecule test -s "$scenario" > "build/molecule/$scenario.log" 2>&1 || rc=$?
+  if ((rc == 0)); then
+    echo "--- molecule $scenario: ok ($((SECONDS - start))s)"
+  else
+    echo "--- molecule $scenario: FAILED ($((SECONDS - start))s), last lines of build/molecule/$scenario.log:"
+    tail -n 40 "build/molecule/$scenario.log"
+  fi
+  return $rc
+}
+export -f molecule_one
+
 layer_molecule() {
   bash molecule/resources/build-image.sh || return 1
-  local rc=0 scenario
-  local scenarios=(${MOLECULE_SCENARIOS:-$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)})
-  for scenario in "${scenarios[@]}"; do
-    echo "--- molecule test -s $scenario"
-    local start=$SECONDS
-    if molecule test -s "$scenario"; then
-      echo "--- molecule $scenario: ok ($((SECONDS - start))s)"
-    else
-      echo "--- molecule $scenario: FAILED ($((SECONDS - start))s)"
-      rc=1
-    fi
-  done
-  return $rc
+  mkdir -p build/molecule
+  local order="k3s_server k3s_agent firewall docker_repo nvidia_runtime docker prereqs nfs_server nfs_client"
+  local all scenarios=() scenario
+  all=$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)
+  if [[ -n ${MOLECULE_SCENARIOS:-} ]]; then
+    read -ra scenarios <<< "$MOLECULE_SCENARIOS"
+  else
+    for scenario in $order; do grep -qx "$scenario" <<< "$all" && scenarios+=("$scenario"); done
+    for scenario in $all; do [[ " ${scenarios[*]} " == *" $scenario "* ]] || scenarios+=("$scenario"); done
+  fi
+  printf '%s\n' "${scenarios[@]}" | xargs -P "${MOLECULE_JOBS:-2}" -I{} bash -c 'molecule_one "$1"' _ {}
 }
 
 for layer in "${layers[@]}"; do

@@ -56,6 +56,7 @@ PLAYBOOK = """
           prereqs_packages: "{{ prereqs_packages }}"
           prereqs_time_sync_package: "{{ prereqs_time_sync_package }}"
           prereqs_time_sync_service: "{{ prereqs_time_sync_service }}"
+          prereqs_raspberry_pi_packages: "{{ __prereqs_raspberry_pi_packages }}"
           nfs_client_packages: "{{ nfs_client_packages }}"
           nfs_server_packages: "{{ nfs_server_packages }}"
           nfs_server_service: "{{ nfs_server_service }}"
@@ -203,3 +204,49 @@ def test_argument_specs_match_defaults(role):
             assert "default" not in spec, f"{role}: {name} is templated; its spec must not carry a default"
             continue
         assert spec.get("default") == value or str(spec.get("default")) == str(value), f"{role}: {name}"
+
+
+@pytest.mark.slow
+def test_raspberry_pi_extras_per_distribution(resolved):
+    """Ubuntu's Raspberry Pi kernel keeps the vxlan module flannel needs in
+    linux-modules-extra-raspi (Ubuntu's linux-raspi packaging); Raspberry Pi OS and Debian
+    ship it in the kernel package."""
+    assert resolved["ubuntu-24.04"]["prereqs_raspberry_pi_packages"] == ["linux-modules-extra-raspi"]
+    for name in ("raspios-12", "debian-12", "openeuler-24.03", "rocky-9"):
+        assert resolved[name]["prereqs_raspberry_pi_packages"] == [], name
+
+
+def test_every_os_vars_file_can_be_selected():
+    """The roles pick vars/<distribution>-<major>.yml, <distribution>.yml or <os_family>.yml
+    from the facts. A file no recorded machine's facts name is never loaded: Raspberry Pi
+    OS reports distribution Debian (see fixtures/os_facts/raspios-12.json), so a
+    Raspbian.yml is dead code and its settings silently missing."""
+    names = set()
+    for path in FACTS_DIR.glob("*.json"):
+        facts = json.loads(path.read_text())
+        names |= {f"{facts['ansible_distribution']}-{facts['ansible_distribution_major_version']}",
+                  facts["ansible_distribution"], facts["ansible_os_family"]}
+    dead = []
+    for role in NODE_ROLES + ["k3s"]:
+        for path in (REPO / "roles" / role / "vars").glob("*.yml"):
+            if path.stem != "main" and path.stem not in names:
+                dead.append(f"roles/{role}/vars/{path.name}")
+    assert dead == []
+
+
+def test_nodes_playbook_reboots_servers_one_at_a_time():
+    """The prereqs role must not reboot every Pi server at once from its handler (etcd
+    loses quorum when a majority of its members is down): the nodes playbook defers the
+    reboot and runs it servers serial 1, agents in batches."""
+    plays = yaml.safe_load((REPO / "playbooks" / "nodes.yml").read_text())
+    first = plays[0]
+    prereqs = next(r for r in first["roles"] if r["role"] == "researchops.mlops.prereqs")
+    assert prereqs["vars"]["prereqs_reboot_now"] is False
+    reboots = {p["hosts"]: p for p in plays if any(
+        t.get("ansible.builtin.include_role", {}).get("tasks_from") == "reboot.yml" for t in p.get("tasks", []))}
+    assert set(reboots) == {"k3s_servers", "k3s_agents"}
+    assert reboots["k3s_servers"]["serial"] == 1
+    assert plays.index(reboots["k3s_servers"]) < plays.index(reboots["k3s_agents"])
+    handlers = yaml.safe_load((REPO / "roles/prereqs/handlers/main.yml").read_text())
+    reboot = next(h for h in handlers if "ansible.builtin.reboot" in h)
+    assert "prereqs_reboot_now | bool" in reboot["when"]

@@ -62,6 +62,8 @@ def test_agent_joins_with_read_back_token(host):
         "server": "https://k3s-server:6443",
         "token-file": "/etc/rancher/k3s/cluster-token",
         "node-label": ["researchops.io/accelerator=nvidia"],
+        "protect-kernel-defaults": True,
+        # k3s_agent_extra_config wins over the CIS kubelet flags (k3s_kubelet_args).
         "kubelet-arg": ["max-pods=150"],
     }
     token = host.file("/etc/rancher/k3s/cluster-token")
@@ -79,3 +81,17 @@ def test_registries_insecure_harbor(host):
         "mirrors": {"harbor.lab.example.test": {"endpoint": ["https://harbor.lab.example.test"]}},
         "configs": {"harbor.lab.example.test": {"tls": {"insecure_skip_verify": True}}},
     }
+
+
+def test_kubelet_hardening_on_the_server(host):
+    if _name(host) != "k3s-server":
+        return
+    config = _config(host)
+    assert config["protect-kernel-defaults"] is True and config["secrets-encryption"] is True
+    assert "streaming-connection-idle-timeout=5m" in config["kubelet-arg"]
+
+
+def test_nodes_registered_after_reset_and_converge(host):
+    """Each node's process registered again after the reset (stand-in API)."""
+    role = "control-plane,etcd,master" if _name(host) == "k3s-server" else "<none>"
+    assert host.file(f"/var/lib/standin-api/{_name(host)}").content_string.split() == [role, VERSION]

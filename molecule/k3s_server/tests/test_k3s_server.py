@@ -95,7 +95,7 @@ def test_registries(host):
     assert registries["configs"] == {
         "harbor.lab.example.test": {
             "auth": {"username": "robot$nodes", "password": "molecule-not-a-secret"},
-            "tls": {"ca_file": "/etc/ssl/certs/researchops-ca.pem"},
+            "tls": {"ca_file": "/etc/rancher/k3s/researchops-ca.crt"},
         }
     }
 
@@ -111,3 +111,68 @@ def test_kubeconfig_on_controller(host):
         kubeconfig = yaml.safe_load(handle)
     assert [c["cluster"]["server"] for c in kubeconfig["clusters"]] == ["https://k3s-api.lab.example.test:6443"]
     assert kubeconfig["users"][0]["user"]["client-key-data"]
+
+
+def test_hardening(host):
+    """The CIS guide's server settings reach the node's config.yaml, and the files the
+    flags name exist with the kinds kube-apiserver loads (k3s hardening guide)."""
+    config = _config(host)
+    assert config["secrets-encryption"] is True
+    assert config["protect-kernel-defaults"] is True
+    args = config["kube-apiserver-arg"]
+    assert "admission-control-config-file=/var/lib/rancher/k3s/server/psa.yaml" in args
+    assert "audit-policy-file=/var/lib/rancher/k3s/server/audit.yaml" in args
+    assert {"audit-log-maxage=30", "audit-log-maxbackup=10", "audit-log-maxsize=100"} <= set(args)
+    assert config["kubelet-arg"][0] == "streaming-connection-idle-timeout=5m"
+    for path, kind in (("/var/lib/rancher/k3s/server/psa.yaml", "AdmissionConfiguration"),
+                       ("/var/lib/rancher/k3s/server/audit.yaml", "Policy")):
+        f = host.file(path)
+        assert f.is_file and f.user == "root" and f.mode == 0o600
+        assert yaml.safe_load(f.content_string)["kind"] == kind
+
+
+def test_every_server_runs_the_upgraded_version(host):
+    """The stand-in API holds what each running process started from: every server was
+    restarted on the new binary (not only the first one, whose kubectl answers)."""
+    record = host.file(f"/var/lib/standin-api/{_name(host)}")
+    assert record.content_string.split() == ["control-plane,etcd,master", UPGRADED_VERSION]
+
+
+def test_lab_ca_trusted(host):
+    """The CA the controller holds (cert-manager's export) is trusted by the OS (a Harbor
+    certificate it signed verifies against the system bundle update-ca-certificates
+    built), is the file registries.yaml names, and is in Docker's certs.d where Docker is."""
+    ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+    with open(os.path.join(ephemeral, "kubeconfig", "researchops-ca.crt"), encoding="utf-8") as handle:
+        ca = handle.read()
+    with open(os.path.join(ephemeral, "harbor.crt"), encoding="utf-8") as handle:
+        harbor_cert = handle.read()
+    assert host.file("/etc/rancher/k3s/researchops-ca.crt").content_string == ca
+    host.run("mkdir -p /tmp/ca-check")
+    host.run(f"printf '%s' '{harbor_cert}' > /tmp/ca-check/harbor.crt")
+    result = host.run("openssl verify -CAfile /etc/ssl/certs/ca-certificates.crt /tmp/ca-check/harbor.crt")
+    assert result.rc == 0, result.stdout + result.stderr
+    docker_ca = host.file("/etc/docker/certs.d/harbor.lab.example.test/ca.crt")
+    if _name(host) == "k3s-server-2":
+        assert docker_ca.content_string == ca
+    else:
+        assert not docker_ca.exists
+
+
+def test_upgrade_drains_restarts_and_uncordons_one_server_at_a_time(host):
+    """The stand-in API's event log (written by the running processes and by kubectl
+    drain/uncordon): each server is drained, restarted on the new version and uncordoned
+    before the next one is touched."""
+    if _name(host) != FIRST:
+        return
+    path = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "standin-api", "events")
+    with open(path, encoding="utf-8") as handle:
+        events = [line.split() for line in handle if line.strip()]
+    first_drain = next(i for i, event in enumerate(events) if event[1] == "drain")
+    upgrade = events[first_drain:]
+    expected = []
+    for name in ("k3s-server-1", "k3s-server-2", "k3s-server-3"):
+        expected += [[name, "drain"], [name, "stop"], [name, "start", UPGRADED_VERSION], [name, "uncordon"]]
+    assert upgrade == expected
+    assert not any(host.file(f"/var/lib/standin-api/{n}.cordoned").exists
+                   for n in ("k3s-server-1", "k3s-server-2", "k3s-server-3"))

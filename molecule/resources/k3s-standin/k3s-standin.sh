@@ -11,13 +11,28 @@
 #                                 https://127.0.0.1:6443, write-kubeconfig-mode), then
 #                                 tells systemd it is ready and keeps running
 #   k3s agent                     needs server: and a readable token-file, then the same
-#   k3s kubectl get node[s] [N]   prints node N (default this node) as Ready on this version
+#   k3s kubectl get node[s] [N]   prints node N (default this node) from the stand-in "API":
+#                                 a folder shared by the scenario's containers
+#                                 (/var/lib/standin-api, bound from the scenario's ephemeral
+#                                 directory) where each RUNNING server/agent process records
+#                                 its node name and the version of the binary it was started
+#                                 from, and removes it when it stops. A node whose binary was
+#                                 replaced but not restarted still reports the old version;
+#                                 a node that is not running is NotFound (exit 1), like the
+#                                 real API.
+#   k3s kubectl cordon|uncordon|drain N
+#                                 marks node N unschedulable (drain also needs
+#                                 --ignore-daemonsets and --delete-emptydir-data, as a real
+#                                 drain of a node with DaemonSet and emptyDir pods does) or
+#                                 schedulable again. Starts, stops, drains and uncordons are
+#                                 appended to $API/events, so a test can check their order.
 # It does not run Kubernetes: no API, etcd, containerd, CNI or images.
 set -eu
 
 STANDIN_VERSION="v1.34.1+k3s1"
 CONFIG=/etc/rancher/k3s/config.yaml
 DATA=/var/lib/rancher/k3s
+API=/var/lib/standin-api
 
 # Value of a top-level scalar key of config.yaml (as written by to_nice_yaml).
 cfg() {
@@ -32,9 +47,27 @@ node_name() {
 
 # Type=notify accepts READY=1 from the main PID only (NotifyAccess=main), so a child
 # `systemd-notify --ready` would be ignored: exec python, which keeps this PID, to send it.
+# The process registers its node in the stand-in API (removed again on SIGTERM, which
+# systemd sends on stop/restart).
 ready_and_wait() {
-  exec python3 -c '
-import os, socket, time
+  role="$1"
+  STANDIN_NODE="$(node_name)" STANDIN_ROLE="$role" STANDIN_VERSION="$STANDIN_VERSION" STANDIN_API="$API" exec python3 -c '
+import os, signal, socket, sys, time
+api, node = os.environ["STANDIN_API"], os.environ["STANDIN_NODE"]
+record = os.path.join(api, node)
+if os.path.isdir(api):
+    with open(record + ".tmp", "w") as handle:
+        handle.write("%s %s\n" % (os.environ["STANDIN_ROLE"], os.environ["STANDIN_VERSION"]))
+    os.replace(record + ".tmp", record)
+    with open(os.path.join(api, "events"), "a") as handle:
+        handle.write("%s start %s\n" % (node, os.environ["STANDIN_VERSION"]))
+def stop(*_):
+    if os.path.exists(record):
+        os.unlink(record)
+        with open(os.path.join(api, "events"), "a") as handle:
+            handle.write("%s stop\n" % node)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
 addr = os.environ.get("NOTIFY_SOCKET")
 if addr:
     if addr.startswith("@"):
@@ -94,7 +127,7 @@ server() {
   join="$(cfg server)"
   if [ -n "$join" ]; then echo "$join" > "$DATA/server/standin-joined"; else rm -f "$DATA/server/standin-joined"; fi
   write_kubeconfig
-  ready_and_wait
+  ready_and_wait control-plane,etcd,master
 }
 
 agent() {
@@ -104,11 +137,41 @@ agent() {
   [ -n "$token_file" ] && [ -r "$token_file" ] || { echo "k3s-standin: agent needs a readable token-file" >&2; exit 1; }
   mkdir -p "$DATA/agent"
   echo "$join" > "$DATA/agent/standin-joined"
-  ready_and_wait
+  ready_and_wait "<none>"
+}
+
+node_action() {
+  action=$1
+  shift
+  name=""
+  flags=" "
+  for arg in "$@"; do
+    case "$arg" in
+      -*) flags="$flags$arg " ;;
+      *) name="$arg" ;;
+    esac
+  done
+  [ -r "$API/$name" ] || { echo "Error from server (NotFound): nodes \"$name\" not found" >&2; exit 1; }
+  case "$action" in
+    cordon) touch "$API/$name.cordoned" ;;
+    uncordon) rm -f "$API/$name.cordoned" ;;
+    drain)
+      case "$flags" in *" --ignore-daemonsets "*) ;; *)
+        echo "error: cannot delete DaemonSet-managed Pods (use --ignore-daemonsets)" >&2; exit 1 ;; esac
+      case "$flags" in *" --delete-emptydir-data "*) ;; *)
+        echo "error: cannot delete Pods with local storage (use --delete-emptydir-data)" >&2; exit 1 ;; esac
+      touch "$API/$name.cordoned"
+      ;;
+  esac
+  echo "$name $action" >> "$API/events"
+  echo "node/$name ${action}ed"
 }
 
 kubectl() {
-  [ "${1:-}" = get ] || { echo "k3s-standin: only 'kubectl get node[s]' is imitated" >&2; exit 1; }
+  case "${1:-}" in
+    cordon | uncordon | drain) node_action "$@"; return ;;
+  esac
+  [ "${1:-}" = get ] || { echo "k3s-standin: only 'kubectl get node[s]', cordon, uncordon and drain are imitated" >&2; exit 1; }
   case "${2:-}" in node|nodes) ;; *) echo "k3s-standin: only nodes can be listed" >&2; exit 1 ;; esac
   shift 2
   headers=1
@@ -120,8 +183,16 @@ kubectl() {
       *) name="$arg" ;;
     esac
   done
-  [ "$headers" = 1 ] && printf '%-24s %-8s %-22s %-5s %s\n' NAME STATUS ROLES AGE VERSION
-  printf '%-24s %-8s %-22s %-5s %s\n' "${name:-$(node_name)}" Ready control-plane,master 1m "$STANDIN_VERSION"
+  name="${name:-$(node_name)}"
+  if [ ! -r "$API/$name" ]; then
+    echo "Error from server (NotFound): nodes \"$name\" not found" >&2
+    exit 1
+  fi
+  read -r role version < "$API/$name"
+  status=Ready
+  [ -e "$API/$name.cordoned" ] && status=Ready,SchedulingDisabled
+  [ "$headers" = 1 ] && printf '%-24s %-26s %-22s %-5s %s\n' NAME STATUS ROLES AGE VERSION
+  printf '%-24s %-26s %-22s %-5s %s\n' "$name" "$status" "$role" 1m "$version"
 }
 
 case "${1:-}" in
