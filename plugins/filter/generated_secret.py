@@ -89,10 +89,12 @@ from collections.abc import Mapping, Sequence
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.researchops.mlops.plugins.module_utils import jobs
+
 FILTER = "generated_secret"
 DEFAULT_IMAGE = "docker.io/library/python:3.13.9-alpine3.22"
 DEFAULT_KEYS = ("password",)
-CREATES_ANNOTATION = "researchops.io/creates-secrets"
+CREATES_ANNOTATION = jobs.CREATES_SECRETS_ANNOTATION
 GENERATED_BY_LABEL = "researchops.io/generated-by"
 PREFIX = "gen-secret-"
 MAX_NAME = 63 - len(PREFIX)
@@ -334,9 +336,7 @@ def generated_secret(name, namespace=None, keys=DEFAULT_KEYS, copies_to=(), leng
     objects.append({
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": meta(namespace, {
-            "annotations": {CREATES_ANNOTATION: ",".join(f"{ns}/{name}" for ns in targets)},
-        }),
+        "metadata": meta(namespace, {"annotations": jobs.creates_secrets(f"{ns}/{name}" for ns in targets)}),
         "spec": {
             "backoffLimit": 6,
             "template": {
@@ -344,12 +344,7 @@ def generated_secret(name, namespace=None, keys=DEFAULT_KEYS, copies_to=(), leng
                 "spec": {
                     "serviceAccountName": job_name,
                     "restartPolicy": "OnFailure",
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65534,
-                        "runAsGroup": 65534,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": jobs.job_default("pod_security_context"),
                     "containers": [{
                         "name": "generate",
                         "image": image,
@@ -359,15 +354,8 @@ def generated_secret(name, namespace=None, keys=DEFAULT_KEYS, copies_to=(), leng
                             {"name": "GEN_SECRET_CONFIG", "value": json.dumps(config, sort_keys=True)},
                             {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
                         ],
-                        "resources": {
-                            "requests": {"cpu": "10m", "memory": "32Mi"},
-                            "limits": {"memory": "64Mi"},
-                        },
-                        "securityContext": {
-                            "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
+                        "resources": jobs.job_default("resources"),
+                        "securityContext": jobs.job_default("container_security_context"),
                         "volumeMounts": [{"name": "script", "mountPath": "/opt/gen-secret", "readOnly": True}],
                     }],
                     "volumes": [{"name": "script", "configMap": {"name": job_name}}],
