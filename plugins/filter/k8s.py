@@ -78,8 +78,17 @@ def k8s_drop(objects, kind=None, name=None):
     return _filter("k8s_drop", objects, kind, name, False)
 
 
+def _named(items):
+    return isinstance(items, list) and all(isinstance(item, dict) and isinstance(item.get("name"), str) for item in items)
+
+
 def _merge(base, patch):
-    """base with patch merged in: mappings merged key by key, anything else replaced."""
+    """base with patch merged in: mappings merged key by key, lists of named items
+    (containers, env, volumes) merged by name, anything else replaced."""
+    if _named(base) and _named(patch) and patch:
+        by_name = {item["name"]: item for item in patch}
+        merged = [_merge(item, by_name.pop(item["name"])) if item["name"] in by_name else item for item in base]
+        return merged + [copy.deepcopy(item) for item in patch if item["name"] in by_name]
     if not isinstance(base, dict) or not isinstance(patch, dict):
         return copy.deepcopy(patch)
     merged = dict(base)

@@ -93,6 +93,23 @@ def test_patch_merges_mappings_and_replaces_the_rest_in_matching_objects_only():
     assert k8s_patch(objects, {"spec": {"args": ["--two"]}}, kind="Deployment")[2]["spec"] == {"args": ["--two"]}
 
 
+def test_patch_merges_lists_of_named_items_by_name():
+    deployment = {"kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [
+        {"name": "main", "image": "x:latest", "args": ["a"], "probe": {"port": 1, "scheme": "HTTPS"}},
+        {"name": "sidecar", "image": "y:1"},
+    ]}}}}
+    patch = {"spec": {"template": {"spec": {"containers": [
+        {"name": "main", "image": "x:1.0", "args": ["b"], "probe": {"scheme": "HTTP"}},
+        {"name": "extra", "image": "z:2"},
+    ]}}}}
+    containers = k8s_patch([deployment], patch, kind="Deployment")[0]["spec"]["template"]["spec"]["containers"]
+    assert containers == [
+        {"name": "main", "image": "x:1.0", "args": ["b"], "probe": {"port": 1, "scheme": "HTTP"}},
+        {"name": "sidecar", "image": "y:1"},
+        {"name": "extra", "image": "z:2"},
+    ]
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: k8s_patch(OBJECTS, {"data": {}}), "k8s_patch: give kind and/or name"),
     (lambda: k8s_patch(OBJECTS, {}, kind="ConfigMap"), "k8s_patch: patch must be a non-empty mapping"),
