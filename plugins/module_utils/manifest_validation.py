@@ -97,6 +97,15 @@ def strict_json_schema(node):
     return node
 
 
+def argo_definitions(schema):
+    """The definitions of an Argo schema.json document, strict (strict_json_schema), with
+    IntOrString and Quantity accepting what Kubernetes accepts."""
+    definitions = strict_json_schema(schema.get("definitions") or {})
+    definitions["io.k8s.apimachinery.pkg.util.intstr.IntOrString"] = dict(INT_OR_STRING)
+    definitions["io.k8s.apimachinery.pkg.api.resource.Quantity"] = dict(QUANTITY)
+    return definitions
+
+
 def strict_crd_schema(node, root=True):
     """JSON schema (draft 7) from a CRD openAPIV3Schema, structural-schema rules made strict:
     properties without x-kubernetes-preserve-unknown-fields reject unknown keys (the API
@@ -223,10 +232,7 @@ class Validator:
         self.counts = {}
 
     def _load_argo(self, path, prefix):
-        schema = json.loads(_read(path))
-        definitions = strict_json_schema(schema.get("definitions") or {})
-        definitions["io.k8s.apimachinery.pkg.util.intstr.IntOrString"] = dict(INT_OR_STRING)
-        definitions["io.k8s.apimachinery.pkg.api.resource.Quantity"] = dict(QUANTITY)
+        definitions = argo_definitions(json.loads(_read(path)))
         for name, definition in definitions.items():
             if not name.startswith(prefix):
                 continue
