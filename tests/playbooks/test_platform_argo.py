@@ -279,9 +279,9 @@ def test_external_object_store_renders_no_server_and_no_secret(repo_root, ansibl
 
 @pytest.mark.parametrize("extra, message", [
     ({"object_storage_mode": "external", "mlops_s3_endpoint": "https://storage.googleapis.com"},
-     "object_storage_mode is external: set mlops_s3_endpoint"),
+     "object_storage_mode is external: set object_storage_external_access_key_id"),
     ({"object_storage_mode": "in_cluster", "mlops_s3_endpoint": "https://s3.example.org"},
-     "in in_cluster mode, the Service this role serves"),
+     "in in_cluster mode mlops_s3_endpoint must be the Service this role serves"),
     ({"argo_events_eventbus_version": "latest"}, "argo_events_eventbus_version must be a pinned JetStream version"),
     ({"argo_events_eventbus_version": "2.99.0"}, "2.10.29"),
     ({"argo_events_eventbus_replicas": 2}, "argo_events_eventbus_replicas must be 1"),
