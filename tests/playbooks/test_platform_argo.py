@@ -58,14 +58,7 @@ def find(objects, kind, name):
 @lru_cache(maxsize=None)
 def validator(upstream):
     """The collection's strict validator, built from versions.yml like playbooks/validate.yml."""
-    versions = yaml.safe_load(VERSIONS.read_text(encoding="utf-8"))
-    root = Path(upstream)
-    return manifest_validation.Validator(
-        k8s_version=versions.get("mlops_k3s_version", manifest_validation.DEFAULT_K8S_VERSION),
-        workflows_schema=str(root / versions["mlops_argo_workflows_schema"]["path"]),
-        events_schema=str(root / versions["mlops_argo_events_schema"]["path"]),
-        crd_files=[str(root / versions["mlops_argocd_manifest"]["path"])],
-    )
+    return manifest_validation.validator_from_versions(yaml.safe_load(VERSIONS.read_text(encoding="utf-8")), str(upstream))
 
 
 @lru_cache(maxsize=None)
