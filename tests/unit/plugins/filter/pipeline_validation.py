@@ -21,4 +21,10 @@ def _validator(upstream: str):
 
 def validate_object(obj, upstream: Path):
     """List of error strings (empty when valid)."""
-    return [f"{issue['path']}: {issue['message']}" for issue in _validator(str(upstream)).validate(obj)]
+    return [f"{issue['path']}: {issue['message']}" for issue in _validator(str(upstream)).validate(obj, "pipeline")]
+
+
+def validate_objects(objects, upstream: Path):
+    """Errors of a whole object set, objects emitted twice included."""
+    items = [("pipeline", obj) for obj in objects]
+    return [str(issue) for issue in _validator(str(upstream)).validate_all(items)]
