@@ -73,7 +73,8 @@ def report(title, elapsed, stdout, top, goal):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kubeconfig", required=True)
-    parser.add_argument("--kubectl", default=os.path.join(os.environ.get("KUBEBUILDER_ASSETS", ""), "kubectl") if os.environ.get("KUBEBUILDER_ASSETS") else "kubectl")
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    parser.add_argument("--kubectl", default=os.path.join(assets, "kubectl") if assets else "kubectl")
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args()
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test layer, fastest first. Each layer runs even when an earlier one failed, and
 # the script exits non-zero when any layer failed. Pick layers: scripts/test.sh pytest lint
-# Layers: pytest cluster lint build syntax galaxy molecule (molecule scenarios: MOLECULE_SCENARIOS="a b").
+# Layers: ruff pytest cluster lint build syntax galaxy molecule (molecule scenarios: MOLECULE_SCENARIOS="a b").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
@@ -9,7 +9,7 @@ export MLOPS_UPSTREAM_DIR=${MLOPS_UPSTREAM_DIR:-$(realpath -m ../shared/upstream
 export PY_COLORS=0 ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 
 layers=("$@")
-((${#layers[@]})) || layers=(pytest cluster lint build syntax galaxy molecule)
+((${#layers[@]})) || layers=(ruff pytest cluster lint build syntax galaxy molecule)
 passed=0
 failed=0
 failed_names=()
@@ -29,6 +29,9 @@ run_layer() {
     echo "=== layer $name: FAILED ($((SECONDS - start))s)"
   fi
 }
+
+# Python lint of every Python file (pyproject.toml [tool.ruff]); seconds.
+layer_ruff() { ruff check; }
 
 layer_pytest() { pytest --ignore=tests/cluster; }
 
@@ -186,8 +189,8 @@ layer_molecule() {
 
 for layer in "${layers[@]}"; do
   case $layer in
-    pytest | cluster | lint | build | syntax | galaxy | molecule) run_layer "$layer" "layer_$layer" ;;
-    *) echo "unknown layer: $layer (pytest cluster lint build syntax galaxy molecule)" >&2; exit 2 ;;
+    ruff | pytest | cluster | lint | build | syntax | galaxy | molecule) run_layer "$layer" "layer_$layer" ;;
+    *) echo "unknown layer: $layer (ruff pytest cluster lint build syntax galaxy molecule)" >&2; exit 2 ;;
   esac
 done
 

@@ -27,7 +27,7 @@ import ipaddress
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from ansible.errors import AnsibleError, AnsibleUndefinedVariable
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -765,7 +765,7 @@ def _check_role_spec(ctx, problems, host, role, scope):
         return
     area = f"host {host}" if host else "platform"
     params = {}
-    for name, option in options.items():
+    for name in options:
         value, undefined = scope.resolve(name)
         if value is not _MISSING:
             params[name] = value

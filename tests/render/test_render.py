@@ -4,18 +4,18 @@ deterministic, consumable by kustomize, and no secret value in the output."""
 from __future__ import annotations
 
 import copy
-import re
 import filecmp
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from render_helpers import user_provided_secrets
 
 from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import CREATES_SECRETS_ANNOTATION, object_id, object_key
-from render_helpers import user_provided_secrets
 
 pytestmark = pytest.mark.slow
 

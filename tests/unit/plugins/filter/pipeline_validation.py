@@ -1,25 +1,22 @@
 """Strict validation of generated pipeline objects against the pinned upstream schemas,
-through the collection's own plugins/module_utils/manifest_validation.py (Argo Workflows
-and Argo Events schema.json, the Argo CD CRDs, kubernetes-validate for core kinds)."""
+with the collection's own validator (plugins/module_utils/manifest_validation.py), built
+from the same versions.yml entries as the render tests and playbooks/validate.yml."""
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
 
-from ansible_collections.researchops.mlops.plugins.module_utils.manifest_validation import Validator
+import yaml
 
-K8S_VERSION = "1.34"
+from ansible_collections.researchops.mlops.plugins.module_utils import manifest_validation
+
+VERSIONS = Path(__file__).resolve().parents[4] / "roles" / "mlops" / "defaults" / "main" / "versions.yml"
 
 
 @lru_cache(maxsize=None)
-def _validator(upstream):
-    upstream = Path(upstream)
-    return Validator(
-        k8s_version=K8S_VERSION,
-        workflows_schema=str(upstream / "argo-workflows/v4.1.2/schema.json"),
-        events_schema=str(upstream / "argo-events/v1.9.11/schema.json"),
-        crd_files=[str(upstream / "argo-cd/v3.5.1/install.yaml")],
-    )
+def _validator(upstream: str):
+    versions = yaml.safe_load(VERSIONS.read_text(encoding="utf-8"))
+    return manifest_validation.validator_from_versions(versions, upstream)
 
 
 def validate_object(obj, upstream: Path):
