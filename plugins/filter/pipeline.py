@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 # Documentation of both filters: pipeline_objects.yml and pipeline_spec.yml beside this file.
-
 from ansible.errors import AnsibleFilterError
 
 try:

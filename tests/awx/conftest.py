@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from awx_helpers import AWX_MODULES, CREDENTIALS, HERE, REPO
 
 

@@ -18,9 +18,7 @@ import importlib
 import json
 
 import pytest
-
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-
 from awx_helpers import AWX_MODULES, CREDENTIALS, REPO
 
 # JobTemplateSurveySpec.ALLOWED_TYPES

@@ -24,11 +24,10 @@ from pathlib import Path
 
 import ansible_runner
 import pytest
+from awx_helpers import REPO
 from awx_plugins.interfaces._temporary_private_api import ManagedCredentialType
 from awx_plugins.interfaces._temporary_private_credential_api import Credential
 from awx_plugins.interfaces._temporary_private_inject_api import inject_credential
-
-from awx_helpers import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ansible.parsing.plugin_docs import read_docstring
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,7 +116,7 @@ def example_run(tmp_path_factory):
     for name in ("examples", "roles"):  # examples read repo files relative to the playbook
         (tmp / name).symlink_to(REPO / name)
     blocks = []
-    for (kind, name, examples, _options), plugin_id in zip(PLUGIN_EXAMPLES, IDS):
+    for (kind, _name, examples, _options), plugin_id in zip(PLUGIN_EXAMPLES, IDS, strict=True):
         tasks = [t for t in _tasks(examples) if not _needs_api(t)]
         if not tasks:
             continue
@@ -131,7 +130,7 @@ def example_run(tmp_path_factory):
             "name": f"Examples of {plugin_id}",
             "block": tasks,
             "rescue": [{"name": "Record the failure", "ansible.builtin.set_fact": {
-                "__examples_failed": "{{ __examples_failed | combine({'%s': ansible_failed_result.msg | default('failed')}) }}" % plugin_id}}],
+                "__examples_failed": f"{{{{ __examples_failed | combine({{'{plugin_id}': ansible_failed_result.msg | default('failed')}}) }}}}"}}],
         })
     playbook = [{
         "name": "Run every plugin example",
@@ -141,7 +140,7 @@ def example_run(tmp_path_factory):
         "vars": {**INPUTS, "__examples_failed": {}, "mlops_render_dir": str(tmp / "render")},
         "roles": ["researchops.mlops.mlops"],
         "tasks": blocks + [{"name": "Report", "ansible.builtin.copy": {
-            "content": "{{ {'failed': __examples_failed, 'ran': %s} | to_json }}" % json.dumps([b["name"][12:] for b in blocks]),
+            "content": "{{{{ {{'failed': __examples_failed, 'ran': {}}} | to_json }}}}".format(json.dumps([b["name"][12:] for b in blocks])),
             "dest": str(tmp / "result.json"), "mode": "0644"}}],
     }]
     (tmp / "examples.yml").write_text(yaml.safe_dump(playbook, sort_keys=False))

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ops_helpers import run_playbook
 
 HERE = Path(__file__).resolve().parent

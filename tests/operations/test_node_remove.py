@@ -5,7 +5,6 @@ run without the typed confirmation. Runs against the example lab inventory, whos
 addresses (192.0.2.0/24, TEST-NET-1) cannot be reached: a refusal must come first.
 """
 import pytest
-
 from ops_helpers import REPO, run_playbook
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from ops_helpers import role_tasks, run_playbook
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,6 @@ wrong one.
 import base64
 
 import yaml
-
 from ops_helpers import PASSPHRASE, role_tasks, run_playbook
 
 SECRETS = [

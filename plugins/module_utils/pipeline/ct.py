@@ -73,7 +73,7 @@ def _gpu(template, gpus):
     if gpus:
         template["spec"]["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
         train = next(t for t in template["spec"]["templates"] if t["name"] == "train")
-        train["podSpecPatch"] = '{"runtimeClassName": "%s"}' % GPU_RUNTIME_CLASS
+        train["podSpecPatch"] = f'{{"runtimeClassName": "{GPU_RUNTIME_CLASS}"}}'
     return template
 
 

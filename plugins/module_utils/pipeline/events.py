@@ -203,7 +203,7 @@ def next_stage_template(pipeline, stage, parameters):
         "spec": {
             "workflowTemplateRef": {"name": pipeline.template(stage)},
             "arguments": {"parameters": [
-                {"name": name, "value": "{{inputs.parameters.%s}}" % name} for name in parameters]},
+                {"name": name, "value": f"{{{{inputs.parameters.{name}}}}}"} for name in parameters]},
         },
     }
     return {
@@ -223,7 +223,7 @@ def chain_step(stage, arguments):
     `arguments`: [(name, Argo expression)] for the template's inputs."""
     return [{"name": f"start-{stage}", "template": f"start-{stage}",
              "arguments": {"parameters": [{"name": name, "value": value} for name, value in arguments]},
-             "when": "{{workflow.parameters.%s}} == true" % CHAIN_PARAMETER}]
+             "when": f"{{{{workflow.parameters.{CHAIN_PARAMETER}}}}} == true"}]
 
 
 def chain_parameter():

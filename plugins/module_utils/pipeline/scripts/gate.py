@@ -60,11 +60,10 @@ def main(env):
         metrics = json.load(handle)
     metric = env["METRIC"]
     if not isinstance(metrics, dict) or metrics.get("metric") != metric:
-        fail("evaluate reported metric %r, the pipeline gates on %r"
-             % (metrics.get("metric") if isinstance(metrics, dict) else None, metric))
+        fail("evaluate reported metric {!r}, the pipeline gates on {!r}".format(metrics.get("metric") if isinstance(metrics, dict) else None, metric))
     value = finite(metrics.get("value"), f"{metric} value")
     if value < limit or metrics.get("passed") is False:
-        fail("%s %s below threshold %s: model not stored, nothing deployed" % (metric, value, limit))
+        fail(f"{metric} {value} below threshold {limit}: model not stored, nothing deployed")
     lineage = {
         "pipeline": env["PIPELINE"],
         "model_version": env["VERSION"],
@@ -82,7 +81,7 @@ def main(env):
     }
     with open(os.path.join(work, "lineage.json"), "w", encoding="utf-8") as handle:
         json.dump(lineage, handle, indent=2, sort_keys=True)
-    print("%s %s >= threshold %s: gate passed for model version %s" % (metric, value, limit, env["VERSION"]))
+    print("{} {} >= threshold {}: gate passed for model version {}".format(metric, value, limit, env["VERSION"]))
 
 
 if __name__ == "__main__":

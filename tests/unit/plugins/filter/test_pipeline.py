@@ -9,12 +9,11 @@ import subprocess
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from pipeline_fixtures import REPO_ROOT, example_spec, images, platform
+from pipeline_validation import validate_object, validate_objects
 
 from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeline_objects, pipeline_spec
 from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import load_schema
-
-from pipeline_fixtures import REPO_ROOT, example_spec, images, platform
-from pipeline_validation import validate_object, validate_objects
 
 
 def generate(spec=None):

@@ -7,7 +7,6 @@ import json
 import jinja2
 import pytest
 import yaml
-
 from pipeline_fixtures import REPO_ROOT
 from pipeline_validation import validate_object
 

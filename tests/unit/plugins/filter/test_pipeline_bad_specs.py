@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
+from pipeline_fixtures import delete_path, example_spec, images, platform, set_path
 
 from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeline_objects, pipeline_spec
-
-from pipeline_fixtures import delete_path, example_spec, images, platform, set_path
 
 CASES = yaml.safe_load((Path(__file__).parent / "fixtures" / "bad_specs.yml").read_text(encoding="utf-8"))
 

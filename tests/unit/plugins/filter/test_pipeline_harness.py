@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_fixtures import REPO_ROOT, example_spec, images, platform
 
 from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeline_objects
-
-from pipeline_fixtures import REPO_ROOT, example_spec, images, platform
 
 ARCHIVE = Path(os.environ.get("KUBE_HARNESS_ARCHIVE", REPO_ROOT.parent / "shared" / "kube-harness" / "kube-harness.tar.xz"))
 NS = "mlops-pipelines"
@@ -84,7 +83,7 @@ def _chain_manifest(objects, stage, following, values):
     start = next(t for t in wft["spec"]["templates"] if t["name"] == f"start-{following}")
     text = start["resource"]["manifest"].replace("{{workflow.name}}", values.pop("workflow.name"))
     for name, value in values.items():
-        text = text.replace("{{inputs.parameters.%s}}" % name, value)
+        text = text.replace(f"{{{{inputs.parameters.{name}}}}}", value)
     assert "{{" not in text
     return text
 

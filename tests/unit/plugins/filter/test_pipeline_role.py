@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from pipeline_fixtures import REPO_ROOT
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from pipeline_fixtures import example_spec, images, platform
 
 from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeline_objects
-
-from pipeline_fixtures import example_spec, images, platform
 
 RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 

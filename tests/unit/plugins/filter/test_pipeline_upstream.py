@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from pipeline_fixtures import example_spec, images, platform
 
 from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeline_objects
-
-from pipeline_fixtures import example_spec, images, platform
 
 NS = "mlops-pipelines"
 READ_WRITE = {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "*"}

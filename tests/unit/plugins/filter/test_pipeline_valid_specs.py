@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_fixtures import delete_path, example_spec, images, platform, set_path
+from pipeline_validation import validate_objects
 
 from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeline_objects, pipeline_spec
 from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import load_schema
-
-from pipeline_fixtures import delete_path, example_spec, images, platform, set_path
-from pipeline_validation import validate_objects
 
 CASES = yaml.safe_load((Path(__file__).parent / "fixtures" / "valid_specs.yml").read_text(encoding="utf-8"))
 

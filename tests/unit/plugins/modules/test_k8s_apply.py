@@ -278,7 +278,8 @@ def test_wait_for_item_with_condition_and_api_version_alias():
         cluster,
         [],
         wait=True,
-        wait_for=[{"api_version": "argoproj.io/v1alpha1", "kind": "Application", "name": "harbor", "namespace": "argocd", "condition": {"type": "Healthy", "status": "True"}}],
+        wait_for=[{"api_version": "argoproj.io/v1alpha1", "kind": "Application", "name": "harbor", "namespace": "argocd",
+                   "condition": {"type": "Healthy", "status": "True"}}],
     )
     assert cluster.calls_of("wait") == [("wait", "Application", "argocd", "harbor", json.dumps({"status": "True", "type": "Healthy"}))]
 

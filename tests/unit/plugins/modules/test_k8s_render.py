@@ -149,7 +149,8 @@ def test_sink_role_render_through_the_action_plugin_check_mode_and_idempotence(t
     out = tmp_path / "out"
 
     def play(*extra):
-        cmd = [shutil.which("ansible-playbook", path=os.path.dirname(sys.executable)), str(playbook), "-e", "mlops_k8s_sink=render", "-e", f"mlops_render_dir={out}", *extra]
+        cmd = [shutil.which("ansible-playbook", path=os.path.dirname(sys.executable)), str(playbook),
+               "-e", "mlops_k8s_sink=render", "-e", f"mlops_render_dir={out}", *extra]
         result = subprocess.run(cmd, cwd=repo_root, env=ansible_env, capture_output=True, text=True, timeout=300, check=False)
         assert result.returncode == 0, result.stdout[-3000:]
         return result.stdout
