@@ -401,3 +401,56 @@ def test_exceptions_table_parses(repo_root):
     table = exceptions(repo_root)
     assert set(table) <= {"secret-access", "namespace-level", "pod-security", "image-digest", "chart-digest", "exposure"}
     assert yaml.safe_dump(table)
+
+
+# ---------------------------------------------------------------- Argo Workflows SSO
+SSO = {"argo_workflows_sso_enabled": True, "argo_workflows_sso_issuer": "https://accounts.google.com",
+       "argo_workflows_sso_client_id": "id.apps.googleusercontent.com", "argo_workflows_sso_client_secret": "s3cr3t-value-9f1",
+       "argo_workflows_sso_rbac_rules": [{"name": "ml-team", "role": "submit", "groups": ["ml-team@lab.example.org"]},
+                                         {"name": "reviewers", "role": "view", "emails": ["alice@example.org"]}]}
+
+
+@pytest.fixture(scope="module")
+def sso_render(repo_root, ansible_env, tmp_path_factory):
+    import json
+    import subprocess
+    from pathlib import Path
+    out = tmp_path_factory.mktemp("sso")
+    cmd = [str(Path(ansible_env["PATH"].split(":")[0]) / "ansible-playbook"), "playbooks/platform.yml", "-i",
+           "inventories/local", "--tags", "argo_workflows", "-e", f"mlops_render_dir={out}", "-e", json.dumps(SSO)]
+    result = subprocess.run(cmd, cwd=repo_root, env=ansible_env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-4000:]
+    objects = [yaml.safe_load(p.read_text()) for p in sorted((out / "platform" / "argo_workflows").glob("*.yaml"))
+               if p.name != "kustomization.yaml"]
+    return objects, result.stdout
+
+
+def test_sso_comes_with_argo_sso_rbac_and_an_allow_list(sso_render):
+    """Argo Workflows server/auth/gatekeeper.go (rbacAuthorization): with sso.rbac.enabled
+    a user acts as the ServiceAccount (argo-server's namespace) whose
+    workflows.argoproj.io/rbac-rule matches the ID token claims, highest
+    rbac-rule-precedence first, and is refused when none matches; the account's token
+    comes from the Secret the ServiceAccount lists."""
+    objects, log = sso_render
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "workflow-controller-configmap")
+    assert yaml.safe_load(config["data"]["sso"])["rbac"] == {"enabled": True}
+    accounts = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ServiceAccount"
+                and "workflows.argoproj.io/rbac-rule" in (o["metadata"].get("annotations") or {})}
+    assert set(accounts) == {"argo-sso-ml-team", "argo-sso-reviewers"}
+    rules = {name: a["metadata"]["annotations"]["workflows.argoproj.io/rbac-rule"] for name, a in accounts.items()}
+    assert rules == {"argo-sso-ml-team": '"ml-team@lab.example.org" in groups',
+                     "argo-sso-reviewers": 'email in ["alice@example.org"]'}
+    assert all(rule not in ("true", "") for rule in rules.values())  # no catch-all: default is no access
+    for name, account in accounts.items():
+        assert account["metadata"]["namespace"] == "argo"
+        assert account["secrets"] == [{"name": f"{name}.service-account-token"}]
+        binding = next(o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["name"] == name)
+        assert binding["metadata"]["namespace"] == "mlops-pipelines"
+        assert binding["roleRef"]["kind"] == "Role"
+    precedences = sorted(int(a["metadata"]["annotations"]["workflows.argoproj.io/rbac-rule-precedence"])
+                         for a in accounts.values())
+    assert len(set(precedences)) == 2
+    server = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "argo-server")
+    assert "--auth-mode=sso" in server["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert SSO["argo_workflows_sso_client_secret"] not in log
+    assert not [o for o in objects if o["kind"] == "ClusterRoleBinding" and o["metadata"]["name"].startswith("argo-sso")]
