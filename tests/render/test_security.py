@@ -199,6 +199,19 @@ def service_pods(rendered, namespace, name):
     return {"namespace": namespace, "labels": matches[0]["spec"]["selector"]}
 
 
+def container_port(rendered, namespace, selector, name):
+    """Number of the named container port of the pods `selector` picks (a Service's
+    named targetPort)."""
+    for obj, spec in pod_templates(rendered):
+        template_labels = (obj["spec"].get("template", {}).get("metadata", {}) or {}).get("labels") or {}
+        if obj["metadata"].get("namespace") == namespace and all(template_labels.get(k) == v for k, v in selector.items()):
+            for container in spec["containers"]:
+                for port in container.get("ports", []):
+                    if port.get("name") == name:
+                        return port["containerPort"]
+    raise AssertionError(f"no pod in {namespace} with {selector} has a port named {name}")
+
+
 def test_ingress_controller_reaches_every_ingress_backend(rendered, policies):
     """Each Ingress backend Service's pods accept Traefik on the Service's target port."""
     services = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects_of(rendered, "Service")}
@@ -216,9 +229,10 @@ def test_ingress_controller_reaches_every_ingress_backend(rendered, policies):
                     port = next(p for p in service["spec"]["ports"]
                                 if p.get("port") == backend["port"].get("number") or p.get("name") == backend["port"].get("name"))
                     target = port.get("targetPort", port["port"])
+                    if isinstance(target, str):
+                        target = container_port(rendered, ns, service["spec"]["selector"], target)
                     dst = {"namespace": ns, "labels": service["spec"]["selector"]}
-                    ok = sec.ingress_allowed(policies, TRAEFIK, dst, target if isinstance(target, int) else 0,
-                                             target if isinstance(target, str) else None)
+                    ok = sec.ingress_allowed(policies, TRAEFIK, dst, target)
                 if not ok:
                     bad.append(f"{ns}/{ingress['metadata']['name']} -> {backend['name']}")
     assert bad == []
@@ -284,7 +298,7 @@ def test_the_policy_evaluator_can_fail():
 
 
 # ---------------------------------------------------------------- supply chain
-def rendered_images(rendered):
+def rendered_images(rendered, platform_registry):
     for obj, spec in pod_templates(rendered):
         for container in sec.containers(spec):
             yield sec.ref(obj), container["image"]
@@ -292,27 +306,44 @@ def rendered_images(rendered):
         spec = obj["spec"].get("workflowSpec", obj["spec"])
         for template in spec.get("templates", []):
             for part in ("container", "script"):
-                if part in template:
-                    yield sec.ref(obj), template[part]["image"]
+                image = template.get(part, {}).get("image")
+                # The image the pipeline itself built and pushed to the platform's Harbor,
+                # named by the commit it was built from (a Workflow parameter).
+                if image and not (image.startswith(platform_registry + "/") and "{{" in image):
+                    yield sec.ref(obj), image
+    # The EventBus pods' images: the entry of argo-events-controller-config for the
+    # EventBus's JetStream version (argo-events pkg/reconciler/eventbus/installer/jetstream.go).
+    buses = objects_of(rendered, "EventBus")
+    for config in objects_of(rendered, "ConfigMap"):
+        if config["metadata"]["name"] == "argo-events-controller-config":
+            versions = yaml.safe_load(config["data"]["controller-config.yaml"])["eventBus"]["jetstream"]["versions"]
+            for bus in buses:
+                entry = next(v for v in versions if str(v["version"]) == str(bus["spec"]["jetstream"]["version"]))
+                for key in ("natsImage", "metricsExporterImage", "configReloaderImage"):
+                    yield f"{sec.ref(bus)} {key}", entry[key]
 
 
 def version_images(versions):
-    """Every image pinned in versions.yml (keys ending in _image or _images)."""
+    """Every image pinned in versions.yml (keys ending in _image or _images), with the
+    {{ mlops_... }} references of that file resolved."""
+    def resolve(text):
+        return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: str(versions[m.group(1)]), text)
     for key, value in versions.items():
         if key.endswith("_image") and isinstance(value, str):
-            yield key, value
+            yield key, resolve(value)
         elif key.endswith("_images") and isinstance(value, dict):
             for name, image in value.items():
-                yield f"{key}.{name}", image
+                yield f"{key}.{name}", resolve(image)
 
 
-def test_every_image_is_pinned_by_digest(rendered, versions, excepted):
+def test_every_image_is_pinned_by_digest(rendered, versions, platform_defaults, excepted):
     """image:tag@sha256:<64 hex> (tag kept for humans, digest for the runtime), in the
-    render and in versions.yml; Jinja references in versions.yml resolved by the render."""
+    render and in versions.yml."""
     allowed = excepted.get("image-digest", {})
+    registry = platform_defaults["mlops_registry_host"].replace("{{ mlops_domain }}", platform_defaults["mlops_domain"])
     bad, used = set(), set()
-    images = {image for _, image in rendered_images(rendered)}
-    images |= {image for _, image in version_images(versions) if "{{" not in image}
+    images = {image for _, image in rendered_images(rendered, registry)}
+    images |= {image for _, image in version_images(versions)}
     for image in images:
         if sec.DIGEST.match(image):
             continue
