@@ -178,7 +178,11 @@ def test_argocd(rendered):
     repos = {o["stringData"]["url"]: o for o in objects if o["kind"] == "Secret"
              and o["metadata"].get("labels", {}).get("argocd.argoproj.io/secret-type") == "repository"}
     assert set(repos) == {"https://charts.jetstack.io", "https://helm.goharbor.io",
-                          "https://raw.githubusercontent.com/kubernetes-csi/csi-driver-nfs/master/charts"}
+                          "https://github.com/kubernetes-csi/csi-driver-nfs.git"}
+    assert repos["https://github.com/kubernetes-csi/csi-driver-nfs.git"]["stringData"]["type"] == "git"
+    platform = find(objects, "AppProject", "mlops-platform")
+    assert sorted(platform["spec"]["sourceRepos"]) == sorted(repos)
+    assert {d["namespace"] for d in platform["spec"]["destinations"]} == {"cert-manager", "harbor", "kube-system"}
     assert all(set(r["stringData"]) == {"name", "url", "type"} for r in repos.values())
 
 

@@ -277,6 +277,7 @@ def test_documented_flows_are_allowed(rendered, policies):
         ("api server -> cert-manager webhook", {"ip": True},
          {"namespace": "cert-manager", "labels": {"app.kubernetes.io/name": "webhook",
                                                   "app.kubernetes.io/component": "webhook"}}, 10250),
+        ("cd smoke step -> serving", STEP, {"namespace": "mlops-pipelines", "labels": {"app": "mnist-serving"}}, 8080),
         ("traefik -> github webhook", TRAEFIK,
          {"namespace": "mlops-pipelines", "labels": {"eventsource-name": "mnist-github"}}, 12000),
     ]
