@@ -89,10 +89,12 @@ from collections.abc import Mapping, Sequence
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.researchops.mlops.plugins.module_utils import jobs
+
 FILTER = "generated_secret"
 DEFAULT_IMAGE = "docker.io/library/python:3.13.9-alpine3.22"
 DEFAULT_KEYS = ("password",)
-CREATES_ANNOTATION = "researchops.io/creates-secrets"
+CREATES_ANNOTATION = jobs.CREATES_SECRETS_ANNOTATION
 GENERATED_BY_LABEL = "researchops.io/generated-by"
 PREFIX = "gen-secret-"
 MAX_NAME = 63 - len(PREFIX)
@@ -105,100 +107,12 @@ _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
-# Runs in the Job. Standard library only: talks to the API server with the pod's
-# service account token. Exit codes: 0 done, 1 API error (the Job retries).
-SCRIPT = r'''"""Create a Secret with random values once; copy it to other namespaces."""
-import base64
-import json
-import os
-import secrets
-import ssl
-import string
-import sys
-import urllib.error
-import urllib.request
-
-SA = "/var/run/secrets/kubernetes.io/serviceaccount"
-API = "https://%s:%s" % (os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"])
-CONFIG = json.loads(os.environ["GEN_SECRET_CONFIG"])
-ALPHABET = string.ascii_letters + string.digits
-CTX = ssl.create_default_context(cafile=SA + "/ca.crt")
-with open(SA + "/token", encoding="utf-8") as token_file:
-    TOKEN = token_file.read().strip()
+# Runs in the Job, beside the in-cluster client: a real file, linted and unit-tested.
+SCRIPT_FILE = "generate_secret.py"
 
 
-def call(method, path, body=None, content_type="application/json"):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(API + path, data=data, method=method)
-    req.add_header("Authorization", "Bearer " + TOKEN)
-    req.add_header("Accept", "application/json")
-    if data is not None:
-        req.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(req, context=CTX, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as err:
-        if err.code == 404:
-            return 404, None
-        sys.exit("%s %s failed: HTTP %s %s" % (method, path, err.code, err.read()[:500]))
-
-
-def path(namespace, name=""):
-    return "/api/v1/namespaces/%s/secrets%s" % (namespace, "/" + name if name else "")
-
-
-def random_value():
-    return "".join(secrets.choice(ALPHABET) for _ in range(CONFIG["length"]))
-
-
-def secret(namespace, data_b64):
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {"name": CONFIG["name"], "namespace": namespace, "labels": CONFIG["labels"]},
-        "data": data_b64,
-    }
-
-
-def b64(value):
-    return base64.b64encode(value.encode()).decode()
-
-
-def main():
-    name, source_ns = CONFIG["name"], CONFIG["namespace"]
-    wanted = list(CONFIG["keys"]) + sorted(CONFIG["static"])
-    status, current = call("GET", path(source_ns, name))
-    if status == 404:
-        data = {key: b64(random_value()) for key in CONFIG["keys"]}
-        data.update({key: b64(value) for key, value in CONFIG["static"].items()})
-        call("POST", path(source_ns), secret(source_ns, data))
-        print("created %s/%s with keys %s" % (source_ns, name, ", ".join(sorted(data))))
-    else:
-        data = dict(current.get("data") or {})
-        missing = {key: b64(random_value()) for key in CONFIG["keys"] if key not in data}
-        missing.update({k: b64(v) for k, v in CONFIG["static"].items() if k not in data})
-        if missing:
-            call("PATCH", path(source_ns, name), {"data": missing}, "application/merge-patch+json")
-            data.update(missing)
-            print("added keys %s to %s/%s" % (", ".join(sorted(missing)), source_ns, name))
-        else:
-            print("%s/%s exists, kept as is" % (source_ns, name))
-    data = {key: data[key] for key in wanted}
-    for namespace in CONFIG["copies_to"]:
-        status, copy = call("GET", path(namespace, name))
-        if status == 404:
-            call("POST", path(namespace), secret(namespace, data))
-            print("copied to %s/%s" % (namespace, name))
-        elif any((copy.get("data") or {}).get(key) != value for key, value in data.items()):
-            call("PATCH", path(namespace, name), {"data": data}, "application/merge-patch+json")
-            print("updated copy %s/%s" % (namespace, name))
-        else:
-            print("copy %s/%s up to date" % (namespace, name))
-
-
-main()
-'''
+def _script():
+    return jobs.read_script(SCRIPT_FILE)
 
 
 def _fail(message):
@@ -329,14 +243,12 @@ def generated_secret(name, namespace=None, keys=DEFAULT_KEYS, copies_to=(), leng
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": meta(namespace),
-        "data": {"generate.py": SCRIPT},
+        "data": jobs.script_files({"generate.py": _script()}),
     })
     objects.append({
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": meta(namespace, {
-            "annotations": {CREATES_ANNOTATION: ",".join(f"{ns}/{name}" for ns in targets)},
-        }),
+        "metadata": meta(namespace, {"annotations": jobs.creates_secrets(f"{ns}/{name}" for ns in targets)}),
         "spec": {
             "backoffLimit": 6,
             "template": {
@@ -344,12 +256,7 @@ def generated_secret(name, namespace=None, keys=DEFAULT_KEYS, copies_to=(), leng
                 "spec": {
                     "serviceAccountName": job_name,
                     "restartPolicy": "OnFailure",
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65534,
-                        "runAsGroup": 65534,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": jobs.job_default("pod_security_context"),
                     "containers": [{
                         "name": "generate",
                         "image": image,
@@ -359,15 +266,8 @@ def generated_secret(name, namespace=None, keys=DEFAULT_KEYS, copies_to=(), leng
                             {"name": "GEN_SECRET_CONFIG", "value": json.dumps(config, sort_keys=True)},
                             {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
                         ],
-                        "resources": {
-                            "requests": {"cpu": "10m", "memory": "32Mi"},
-                            "limits": {"memory": "64Mi"},
-                        },
-                        "securityContext": {
-                            "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
+                        "resources": jobs.job_default("resources"),
+                        "securityContext": jobs.job_default("container_security_context"),
                         "volumeMounts": [{"name": "script", "mountPath": "/opt/gen-secret", "readOnly": True}],
                     }],
                     "volumes": [{"name": "script", "configMap": {"name": job_name}}],

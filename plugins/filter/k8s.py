@@ -1,10 +1,12 @@
 # Copyright: (c) 2026, ResearchOps developers
 # Apache License 2.0 (see LICENSE)
 """Small filters over lists of Kubernetes objects: set the namespace, select or drop by
-kind/name, split out CRDs. Documentation: k8s_namespace.yml, k8s_select.yml, k8s_drop.yml,
-k8s_crds.yml beside this file."""
+kind/name, merge a patch into some of them, split out CRDs. Documentation: k8s_namespace.yml,
+k8s_select.yml, k8s_drop.yml, k8s_patch.yml, k8s_crds.yml beside this file."""
 
 from __future__ import annotations
+
+import copy
 
 from ansible.errors import AnsibleFilterError
 
@@ -76,6 +78,38 @@ def k8s_drop(objects, kind=None, name=None):
     return _filter("k8s_drop", objects, kind, name, False)
 
 
+def _named(items):
+    return isinstance(items, list) and all(isinstance(item, dict) and isinstance(item.get("name"), str) for item in items)
+
+
+def _merge(base, patch):
+    """base with patch merged in: mappings merged key by key, lists of named items
+    (containers, env, volumes) merged by name, anything else replaced."""
+    if _named(base) and _named(patch) and patch:
+        by_name = {item["name"]: item for item in patch}
+        merged = [_merge(item, by_name.pop(item["name"])) if item["name"] in by_name else item for item in base]
+        return merged + [copy.deepcopy(item) for item in patch if item["name"] in by_name]
+    if not isinstance(base, dict) or not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    merged = dict(base)
+    for key, value in patch.items():
+        merged[key] = _merge(base.get(key), value)
+    return merged
+
+
+def k8s_patch(objects, patch, kind=None, name=None):
+    _check_objects("k8s_patch", objects)
+    if not isinstance(patch, dict) or not patch:
+        raise AnsibleFilterError(f"k8s_patch: patch must be a non-empty mapping, got {patch!r:.200}")
+    kinds, names = _as_set("k8s_patch", "kind", kind), _as_set("k8s_patch", "name", name)
+    if kinds is None and names is None:
+        raise AnsibleFilterError("k8s_patch: give kind and/or name")
+    matched = [obj for obj in objects if _matches(obj, kinds, names)]
+    if not matched:
+        raise AnsibleFilterError(f"k8s_patch: no object matches kind={kind!r} name={name!r}")
+    return [_merge(obj, patch) if _matches(obj, kinds, names) else obj for obj in objects]
+
+
 def k8s_crds(objects):
     _check_objects("k8s_crds", objects)
     return [obj for obj in objects if is_crd(obj)]
@@ -87,5 +121,6 @@ class FilterModule:
             "k8s_namespace": k8s_namespace,
             "k8s_select": k8s_select,
             "k8s_drop": k8s_drop,
+            "k8s_patch": k8s_patch,
             "k8s_crds": k8s_crds,
         }

@@ -8,66 +8,36 @@
    (capacity from the volume size), roles of nodes that are gone removed, applied.
 3. The access key imported (when Garage does not know it), each bucket created (global
    alias) and the key allowed to read, write and own it.
-Configuration: GARAGE_SETUP_CONFIG (JSON). Exit status 0 when everything is in place.
+Configuration: GARAGE_SETUP_CONFIG (JSON). Kubernetes and Garage calls go through
+incluster_client (shipped beside this file). Exit status 0 when everything is in place.
 """
 import base64
 import json
 import os
 import re
 import secrets
-import ssl
 import sys
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
+
+from incluster_client import Client, HttpError, request, resource_path
 
 CONFIG = json.loads(os.environ["GARAGE_SETUP_CONFIG"])
-SA = "/var/run/secrets/kubernetes.io/serviceaccount"
-K8S = "https://%s:%s" % (os.environ.get("KUBERNETES_SERVICE_HOST", ""), os.environ.get("KUBERNETES_SERVICE_PORT", ""))
 KEY_ID = re.compile(r"^GK[0-9a-f]{24}$")
 SECRET_KEY = re.compile(r"^[0-9a-f]{64}$")
 UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
 
 
-class HttpError(Exception):
-    def __init__(self, method, url, code, body):
-        super().__init__("%s %s failed: HTTP %s %s" % (method, url, code, body[:500]))
-        self.code = code
-
-
-def request(method, url, body=None, headers=None, context=None, content_type="application/json"):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    for key, value in (headers or {}).items():
-        req.add_header(key, value)
-    req.add_header("Accept", "application/json")
-    if data is not None:
-        req.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(req, context=context, timeout=30) as resp:
-            raw = resp.read()
-            return json.loads(raw) if raw.strip() else None
-    except urllib.error.HTTPError as err:
-        raise HttpError(method, url, err.code, err.read().decode(errors="replace")) from err
-
-
 # ------------------------------------------------------------------ Kubernetes Secrets
 def k8s(method, path, body=None, content_type="application/json"):
-    with open(SA + "/token", encoding="utf-8") as token_file:
-        token = token_file.read().strip()
-    context = ssl.create_default_context(cafile=SA + "/ca.crt")
-    try:
-        return request(method, K8S + path, body, {"Authorization": "Bearer " + token}, context, content_type)
-    except HttpError as err:
-        if err.code == 404 and method == "GET":
-            return None
-        raise
+    """The answer of the API server this Job runs in; None for a GET of a missing object."""
+    return Client().call(method, path, body, content_type)
 
 
 def secret_path(namespace, name=""):
-    return "/api/v1/namespaces/%s/secrets%s" % (namespace, "/" + name if name else "")
+    return resource_path("secrets", namespace, name)
 
 
 def b64(value):

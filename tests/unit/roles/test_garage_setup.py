@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[3] / "roles/object_storage/files/garage_setup.py"
+# The Job mounts the script beside incluster_client.py (filter job_scripts).
+MODULE_UTILS = Path(__file__).resolve().parents[3] / "plugins/module_utils"
 TOKEN = "a" * 64
 
 
@@ -148,6 +150,7 @@ def run(garage, secrets, monkeypatch, **overrides):
     }
     config.update(overrides)
     monkeypatch.setenv("GARAGE_SETUP_CONFIG", json.dumps(config))
+    monkeypatch.syspath_prepend(str(MODULE_UTILS))
     spec = importlib.util.spec_from_file_location("garage_setup", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -3,9 +3,12 @@ and the script its Job runs (executed here against an in-memory fake API server)
 from __future__ import annotations
 
 import base64
+import importlib
 import io
 import json
+import runpy
 import ssl
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,7 +23,6 @@ from ansible_collections.researchops.mlops.plugins.filter import generated_secre
 from ansible_collections.researchops.mlops.plugins.filter.generated_secret import (
     CREATES_ANNOTATION,
     DEFAULT_IMAGE,
-    SCRIPT,
     FilterModule,
     generated_secret,
 )
@@ -63,7 +65,12 @@ def test_objects_for_a_secret_with_copies():
         "length": 32, "static": {"username": "harbor"},
         "labels": {"app.kubernetes.io/managed-by": "researchops.mlops", "researchops.io/generated-by": "gen-secret-harbor-db"},
     }
-    assert by_kind(objects, "ConfigMap")[0]["data"]["generate.py"] == SCRIPT
+    data = by_kind(objects, "ConfigMap")[0]["data"]
+    module_utils = Path(mod.__file__).parents[1] / "module_utils"
+    assert data == {
+        "generate.py": (module_utils / "generate_secret.py").read_text(encoding="utf-8"),
+        "incluster_client.py": (module_utils / "incluster_client.py").read_text(encoding="utf-8"),
+    }
 
 
 def test_every_object_is_namespaced_and_validates_strictly():
@@ -186,15 +193,18 @@ def run_job(api, objects, monkeypatch, tmp_path: Path):
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(urllib.request, "urlopen", api.urlopen)
     monkeypatch.setattr(ssl, "create_default_context", lambda cafile=None: None)
-    token = tmp_path / "token"
-    token.write_text("test-token\n")
-
-    def fake_open(path, *args, **kwargs):
-        assert path == "/var/run/secrets/kubernetes.io/serviceaccount/token"
-        return open(token, *args, **kwargs)
-
-    script = by_kind(objects, "ConfigMap")[0]["data"]["generate.py"]
-    exec(compile(script, "generate.py", "exec"), {"__name__": "__main__", "open": fake_open})
+    # The ConfigMap mounted as a folder, as in the pod; the token where the client reads it.
+    scripts = tmp_path / "scripts"
+    scripts.mkdir(exist_ok=True)
+    for name, source in by_kind(objects, "ConfigMap")[0]["data"].items():
+        (scripts / name).write_text(source, encoding="utf-8")
+    (tmp_path / "token").write_text("test-token\n")
+    monkeypatch.syspath_prepend(str(scripts))
+    monkeypatch.delitem(sys.modules, "incluster_client", raising=False)
+    client = importlib.import_module("incluster_client")
+    assert Path(client.__file__).parent == scripts
+    monkeypatch.setattr(client, "SERVICE_ACCOUNT_DIR", str(tmp_path))
+    runpy.run_path(str(scripts / "generate.py"), run_name="__main__")
 
 
 def decoded(secret):

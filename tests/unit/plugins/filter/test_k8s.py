@@ -1,4 +1,4 @@
-"""Unit tests of the k8s_namespace, k8s_select, k8s_drop and k8s_crds filters."""
+"""Unit tests of the k8s_namespace, k8s_select, k8s_drop, k8s_patch and k8s_crds filters."""
 from __future__ import annotations
 
 import copy
@@ -6,7 +6,7 @@ import copy
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.researchops.mlops.plugins.filter.k8s import FilterModule, k8s_crds, k8s_drop, k8s_namespace, k8s_select
+from ansible_collections.researchops.mlops.plugins.filter.k8s import FilterModule, k8s_crds, k8s_drop, k8s_namespace, k8s_patch, k8s_select
 
 OBJECTS = [
     {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}},
@@ -77,5 +77,49 @@ def test_select_errors(call, message):
         call()
 
 
+def test_patch_merges_mappings_and_replaces_the_rest_in_matching_objects_only():
+    objects = [
+        {"kind": "ConfigMap", "metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v", "keep": "me"}},
+        {"kind": "ConfigMap", "metadata": {"name": "b"}, "data": None},
+        {"kind": "Deployment", "metadata": {"name": "a"}, "spec": {"args": ["--one"]}},
+    ]
+    before = copy.deepcopy(objects)
+    patched = k8s_patch(objects, {"data": {"k": "new"}, "metadata": {"annotations": {"n": "1"}}}, kind="ConfigMap", name="a")
+    assert patched[0] == {"kind": "ConfigMap", "metadata": {"name": "a", "labels": {"x": "1"}, "annotations": {"n": "1"}},
+                          "data": {"k": "new", "keep": "me"}}
+    assert patched[1:] == objects[1:] and patched[1] is objects[1]
+    assert objects == before
+    assert k8s_patch(objects, {"data": {"k": "v"}}, name="b")[1]["data"] == {"k": "v"}
+    assert k8s_patch(objects, {"spec": {"args": ["--two"]}}, kind="Deployment")[2]["spec"] == {"args": ["--two"]}
+
+
+def test_patch_merges_lists_of_named_items_by_name():
+    deployment = {"kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [
+        {"name": "main", "image": "x:latest", "args": ["a"], "probe": {"port": 1, "scheme": "HTTPS"}},
+        {"name": "sidecar", "image": "y:1"},
+    ]}}}}
+    patch = {"spec": {"template": {"spec": {"containers": [
+        {"name": "main", "image": "x:1.0", "args": ["b"], "probe": {"scheme": "HTTP"}},
+        {"name": "extra", "image": "z:2"},
+    ]}}}}
+    containers = k8s_patch([deployment], patch, kind="Deployment")[0]["spec"]["template"]["spec"]["containers"]
+    assert containers == [
+        {"name": "main", "image": "x:1.0", "args": ["b"], "probe": {"port": 1, "scheme": "HTTP"}},
+        {"name": "sidecar", "image": "y:1"},
+        {"name": "extra", "image": "z:2"},
+    ]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: k8s_patch(OBJECTS, {"data": {}}), "k8s_patch: give kind and/or name"),
+    (lambda: k8s_patch(OBJECTS, {}, kind="ConfigMap"), "k8s_patch: patch must be a non-empty mapping"),
+    (lambda: k8s_patch(OBJECTS, {"data": {}}, kind="ConfigMap", name="nope"), "k8s_patch: no object matches"),
+    (lambda: k8s_patch("x", {"data": {}}, kind="ConfigMap"), "k8s_patch: expected a list"),
+])
+def test_patch_errors(call, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        call()
+
+
 def test_filters_are_registered():
-    assert set(FilterModule().filters()) == {"k8s_namespace", "k8s_select", "k8s_drop", "k8s_crds"}
+    assert set(FilterModule().filters()) == {"k8s_namespace", "k8s_select", "k8s_drop", "k8s_patch", "k8s_crds"}
