@@ -439,7 +439,10 @@ def test_exceptions_table_parses(repo_root):
 SSO = {"argo_workflows_sso_enabled": True, "argo_workflows_sso_issuer": "https://accounts.google.com",
        "argo_workflows_sso_client_id": "id.apps.googleusercontent.com", "argo_workflows_sso_client_secret": "s3cr3t-value-9f1",
        "argo_workflows_sso_rbac_rules": [{"name": "ml-team", "role": "submit", "groups": ["ml-team@lab.example.org"]},
-                                         {"name": "reviewers", "role": "view", "emails": ["alice@example.org"]}]}
+                                         {"name": "reviewers", "role": "view", "emails": ["alice@example.org"]}],
+       # Argo CD with SSO configured, Harbor with its proxy cache (both off in the default render).
+       "argocd_cm": {"oidc.config": "name: Google\nissuer: https://accounts.google.com\nclientID: x\n"},
+       "harbor_proxy_cache_enabled": True}
 
 
 @pytest.fixture(scope="module")
@@ -449,10 +452,10 @@ def sso_render(repo_root, ansible_env, tmp_path_factory):
     from pathlib import Path
     out = tmp_path_factory.mktemp("sso")
     cmd = [str(Path(ansible_env["PATH"].split(":")[0]) / "ansible-playbook"), "playbooks/platform.yml", "-i",
-           "inventories/local", "--tags", "argo_workflows", "-e", f"mlops_render_dir={out}", "-e", json.dumps(SSO)]
+           "inventories/local", "--tags", "argo_workflows,argocd,harbor", "-e", f"mlops_render_dir={out}", "-e", json.dumps(SSO)]
     result = subprocess.run(cmd, cwd=repo_root, env=ansible_env, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout[-4000:]
-    objects = [yaml.safe_load(p.read_text()) for p in sorted((out / "platform" / "argo_workflows").glob("*.yaml"))
+    objects = [yaml.safe_load(p.read_text()) for p in sorted((out / "platform").glob("*/*.yaml"))
                if p.name != "kustomization.yaml"]
     return objects, result.stdout
 
@@ -486,3 +489,21 @@ def test_sso_comes_with_argo_sso_rbac_and_an_allow_list(sso_render):
     assert "--auth-mode=sso" in server["spec"]["template"]["spec"]["containers"][0]["args"]
     assert SSO["argo_workflows_sso_client_secret"] not in log
     assert not [o for o in objects if o["kind"] == "ClusterRoleBinding" and o["metadata"]["name"].startswith("argo-sso")]
+
+
+def test_argocd_admin_is_off_once_sso_is_configured(sso_render, rendered):
+    """Argo CD's util/settings: admin.enabled "false" in argocd-cm disables the built-in
+    admin account; the default render (no SSO, no account) keeps it for the first login."""
+    def argocd_cm(objects):
+        return next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "argocd-cm")["data"]
+    assert argocd_cm(sso_render[0]).get("admin.enabled") == "false"
+    assert "admin.enabled" not in argocd_cm([obj for _, obj in rendered])
+
+
+def test_harbor_proxy_cache_project_is_private(sso_render):
+    import json
+    job = next(o for o in sso_render[0] if o["kind"] == "Job" and o["metadata"]["name"] == "harbor-setup")
+    env = {e["name"]: e.get("value") for c in job["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
+    config = json.loads(env["HARBOR_SETUP_CONFIG"])
+    assert config["proxy_cache"]["project"] == "dockerhub"
+    assert "dockerhub" not in config["public_projects"]
