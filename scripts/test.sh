@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test layer, fastest first. Each layer runs even when an earlier one failed, and
 # the script exits non-zero when any layer failed. Pick layers: scripts/test.sh pytest lint
-# Layers: pytest lint build syntax molecule (molecule scenarios: MOLECULE_SCENARIOS="a b").
+# Layers: ruff pytest cluster lint build syntax molecule (molecule scenarios: MOLECULE_SCENARIOS="a b").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
@@ -9,7 +9,7 @@ export MLOPS_UPSTREAM_DIR=${MLOPS_UPSTREAM_DIR:-$(realpath -m ../shared/upstream
 export PY_COLORS=0 ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 
 layers=("$@")
-((${#layers[@]})) || layers=(pytest lint build syntax molecule)
+((${#layers[@]})) || layers=(ruff pytest cluster lint build syntax molecule)
 passed=0
 failed=0
 failed_names=()
@@ -30,7 +30,15 @@ run_layer() {
   fi
 }
 
-layer_pytest() { pytest; }
+# Python lint of every Python file (pyproject.toml [tool.ruff]); seconds.
+layer_ruff() { ruff check; }
+
+layer_pytest() { pytest --ignore=tests/cluster; }
+
+# A real kube-apiserver + etcd (+ controller manager) from $KUBEBUILDER_ASSETS or the
+# kube-harness tarball ($MLOPS_KUBE_HARNESS, default ../shared/kube-harness/kube-harness.tar.xz);
+# skipped, loudly, without binaries. Budget: 10 minutes on 2 cores.
+layer_cluster() { pytest tests/cluster; }
 
 layer_lint() { ansible-lint; }
 
@@ -73,8 +81,8 @@ layer_molecule() {
 
 for layer in "${layers[@]}"; do
   case $layer in
-    pytest | lint | build | syntax | molecule) run_layer "$layer" "layer_$layer" ;;
-    *) echo "unknown layer: $layer (pytest lint build syntax molecule)" >&2; exit 2 ;;
+    ruff | pytest | cluster | lint | build | syntax | molecule) run_layer "$layer" "layer_$layer" ;;
+    *) echo "unknown layer: $layer (ruff pytest cluster lint build syntax molecule)" >&2; exit 2 ;;
   esac
 done
 

@@ -19,10 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import dataset
 import mlp
+import numpy as np
 
 
 def finite_float(text: str) -> float:

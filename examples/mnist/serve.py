@@ -24,9 +24,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import numpy as np
-
 import mlp
+import numpy as np
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 

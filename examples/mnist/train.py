@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import dataset
 import mlp
+import numpy as np
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 # Documentation of the filters: argocd_helm_app.yml, tls_ingress.yml and rebind_subjects.yml
 # beside this file.
-
 import re
 from collections.abc import Mapping, Sequence
 

@@ -3,15 +3,21 @@
 """Apply sink: server-side apply of an object list in ordered, parallel waves.
 
 Waves: CRDs and Namespaces, then (CRDs waited Established) everything else. Objects
-carry the annotation researchops.io/applied-hash (sha256 of the object as given); before
-each wave the sink LISTs the metadata of each resource type per namespace (one request
-per type and namespace, not one GET per object) and skips objects whose hash matches.
+carry the annotation researchops.io/applied-hash (sha256 of the object as given). Before
+each wave the sink LISTs each resource type once per namespace (full objects, one request
+per type and namespace instead of one GET per object) and compares every field of the
+object it is about to send with the live object (drift check). An object is left alone
+only when the live hash matches AND every field the sink sends has the same value live
+("verified equal"); anything else is sent with server-side apply and counts as changed
+only when the API server stored a change (its resourceVersion moved; in check mode, when
+the dry-run result differs from the live object).
 
 The Applier talks to the cluster through an adapter (ApiAdapter over kubernetes.core's
 dynamic client in production, an in-memory fake in the unit tests)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,8 +44,37 @@ except ImportError:  # the module reports the missing kubernetes.core / kubernet
     RESOURCE_PREDICATES, Waiter, custom_condition, exists = {}, None, None, None
 
 ESTABLISHED = {"type": "Established", "status": "True"}
+
+# Options of researchops.mlops.k8s_apply besides kubernetes.core's authentication options
+# (module and action plugin).
+ARGUMENT_SPEC = {
+    "objects": {"type": "list", "elements": "dict", "required": True},
+    "field_manager": {"type": "str", "default": "researchops"},
+    "force_conflicts": {"type": "bool", "default": True},
+    "workers": {"type": "int", "default": 8},
+    "skip_unchanged": {"type": "bool", "default": True},
+    "wait": {"type": "bool", "default": False},
+    "wait_for": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "apiVersion": {"type": "str", "aliases": ["api_version"]},
+            "kind": {"type": "str"},
+            "name": {"type": "str"},
+            "namespace": {"type": "str"},
+            "condition": {"type": "dict"},
+        },
+    },
+    "wait_timeout": {"type": "int", "default": 600},
+    "wait_sleep": {"type": "int", "default": 2},
+}
+
 # Fields the API server adds, left out of diffs.
 _SERVER_FIELDS = ("managedFields", "resourceVersion", "uid", "generation", "creationTimestamp")
+_HASH_PATH = f"metadata.annotations.{HASH_ANNOTATION}"
+# Parts of an object that server-side apply of the main resource does not set.
+_NOT_APPLIED = ("status",)
 
 
 class ApplyError(Exception):
@@ -77,6 +112,91 @@ def clean(obj):
             if isinstance(obj.get(field), dict):
                 obj[field] = {key: "<hidden>" for key in obj[field]}
     return obj
+
+
+def _desired_view(obj):
+    """The object as the API server stores it, for the comparison: a Secret's write-only
+    stringData becomes base64 data; status is left out (not written by an apply), and so
+    are apiVersion and kind (the identity; the items of a LIST do not carry them)."""
+    view = {key: value for key, value in obj.items() if key not in _NOT_APPLIED and key not in ("apiVersion", "kind")}
+    if obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1" and isinstance(obj.get("stringData"), dict):
+        data = dict(view.get("data") or {})
+        for key, value in obj["stringData"].items():
+            data[key] = base64.b64encode(str(value).encode("utf-8")).decode("ascii")
+        view["data"] = data
+        del view["stringData"]
+    return view
+
+
+def _empty(value):
+    return value is None or value == {} or value == []
+
+
+def differences(desired, live, path=""):
+    """Paths (a.b[0].c) where the live object does not hold a value the sink sends.
+    Fields only the live object has (defaults, other managers' fields) do not count;
+    lists must have the same length. A string the server stores for a number (a quantity
+    like cpu: 1) matches. Keys of Secret data are named, never their values."""
+    if isinstance(desired, dict):
+        if not isinstance(live, dict):
+            return [path or "."] if not (_empty(desired) and live is None) else []
+        found = []
+        for key, value in desired.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key not in live:
+                if not _empty(value):
+                    found.append(where)
+                continue
+            found.extend(differences(value, live[key], where))
+        return found
+    if isinstance(desired, list):
+        if not isinstance(live, list) or len(live) != len(desired):
+            return [] if _empty(desired) and _empty(live) else [path]
+        found = []
+        for index, (want, have) in enumerate(zip(desired, live)):
+            found.extend(differences(want, have, f"{path}[{index}]"))
+        return found
+    if desired == live and type(desired) is type(live):
+        return []
+    if isinstance(desired, (int, float)) and not isinstance(desired, bool) and isinstance(live, str) and str(desired) == live:
+        return []
+    return [path]
+
+
+def comparable(obj):
+    """An object without the bookkeeping the API server changes on every write."""
+    data = {key: value for key, value in (obj or {}).items() if key not in _NOT_APPLIED}
+    data["metadata"] = {key: value for key, value in (data.get("metadata") or {}).items() if key not in ("managedFields", "resourceVersion", "generation")}
+    return data
+
+
+def applier_for(adapter, params, check_mode, diff):
+    """An Applier configured from the validated options (module and action plugin)."""
+    return Applier(
+        adapter,
+        field_manager=params["field_manager"],
+        force_conflicts=params["force_conflicts"],
+        workers=params["workers"],
+        check_mode=check_mode,
+        diff=diff,
+        skip_unchanged=params["skip_unchanged"],
+        wait=params["wait"],
+        wait_for=params["wait_for"],
+        wait_timeout=params["wait_timeout"],
+    )
+
+
+def run_apply(applier, objects, diff):
+    """Result dict of a run: failed with the message and everything done so far when an
+    object failed; the diff only in diff mode."""
+    try:
+        result = applier.run(objects)
+    except ApplyError as e:
+        return dict(applier.summary(), failed=True, msg=str(e), waited=applier.waited)
+    entries = result.pop("diff")
+    if diff:
+        result["diff"] = entries
+    return result
 
 
 class Applier:
@@ -160,7 +280,7 @@ class Applier:
         return pairs
 
     def _current(self, pairs):
-        """Metadata of the live objects: one LIST per resource type and namespace."""
+        """The live objects: one LIST per resource type and namespace."""
         groups = {}
         for obj, resource in pairs:
             if resource is None:
@@ -171,11 +291,11 @@ class Applier:
 
         def fetch(item):
             resource, namespace = item
-            return item, self.adapter.list_metadata(resource, namespace)
+            return item, self.adapter.list_objects(resource, namespace)
 
         for (resource, namespace), listed in self._map(fetch, list(groups.values())):
-            for name, meta in listed.items():
-                current[(id(resource), namespace, name)] = meta
+            for name, live in listed.items():
+                current[(id(resource), namespace, name)] = live
         return current
 
     def _map(self, func, items):
@@ -186,6 +306,7 @@ class Applier:
 
     # ------------------------------------------------------------------ applying
     def _apply_one(self, item):
+        """(result, error, diff entry) of one object."""
         obj, resource, live = item
         identity = {
             "apiVersion": obj["apiVersion"],
@@ -193,15 +314,17 @@ class Applier:
             "namespace": obj["metadata"].get("namespace"),
             "name": obj["metadata"]["name"],
         }
-        wanted = obj["metadata"]["annotations"][HASH_ANNOTATION]
-        if live is not None and self.skip_unchanged and live.get("hash") == wanted:
-            return dict(identity, action="skipped"), None, None
         if resource is None:  # check mode, CRD not there yet
             return dict(identity, action="created"), None, self._diff_entry(obj, None, obj)
+        if live is not None and (live.get("metadata") or {}).get("deletionTimestamp"):
+            # neither equal nor fixable by an apply: it disappears once its finalizers ran
+            return identity, f"{object_id(obj)}: is being deleted (deletionTimestamp set); run again once it is gone", None
+        wanted = obj["metadata"]["annotations"][HASH_ANNOTATION]
+        fields = [field for field in differences(_desired_view(obj), live) if field != _HASH_PATH] if live is not None else []
+        same_hash = live is not None and ((live.get("metadata") or {}).get("annotations") or {}).get(HASH_ANNOTATION) == wanted
+        if self.skip_unchanged and same_hash and not fields:
+            return dict(identity, action="unchanged"), None, None
         namespace = identity["namespace"] if resource.namespaced else None
-        before = None
-        if self.diff and live is not None:
-            before = self.adapter.get(resource, identity["name"], namespace)
         try:
             after = self.adapter.apply(
                 resource, obj, namespace, field_manager=self.field_manager, force_conflicts=self.force_conflicts, dry_run=self.check_mode
@@ -211,12 +334,17 @@ class Applier:
         if live is None:
             action = "created"
         elif self.check_mode:
-            action = "updated" if live.get("hash") != wanted else "unchanged"
+            action = "updated" if comparable(after) != comparable(live) else "unchanged"
         else:
             after_version = ((after or {}).get("metadata") or {}).get("resourceVersion")
-            action = "unchanged" if after_version == live.get("resourceVersion") else "updated"
-        entry = self._diff_entry(obj, before, after) if action != "unchanged" else None
-        return dict(identity, action=action), None, entry
+            action = "unchanged" if after_version == (live.get("metadata") or {}).get("resourceVersion") else "updated"
+        result = dict(identity, action=action)
+        if action == "updated":
+            # same hash: the sink's content did not change, the live object drifted from it
+            result["drifted"] = bool(same_hash)
+            result["fields"] = fields or [field for field in ("metadata", "spec", "data") if (live or {}).get(field) != (after or {}).get(field)]
+        entry = self._diff_entry(obj, live, after) if action != "unchanged" else None
+        return result, None, entry
 
     def _diff_entry(self, obj, before, after):
         if not self.diff:
@@ -274,8 +402,8 @@ class Applier:
         waves = self.prepare(objects)
         for wave in waves:
             self._apply_wave(wave)
-            # CRDs sent in this wave (a skipped one was Established on an earlier run).
-            sent = {(r["kind"], r["name"]) for r in self.results if r["action"] != "skipped"}
+            # CRDs created or changed in this wave (an unchanged one was Established on an earlier run).
+            sent = {(r["kind"], r["name"]) for r in self.results if r["action"] != "unchanged"}
             crds = [obj for obj in wave if is_crd(obj) and (obj["kind"], obj["metadata"]["name"]) in sent]
             self._wait_all(
                 [(f"{object_id(crd)} Established", crd["apiVersion"], crd["kind"], crd["metadata"]["name"], None, ESTABLISHED) for crd in crds]
@@ -296,14 +424,17 @@ class Applier:
                 label = f"{item['kind']} {item.get('namespace') + '/' if item.get('namespace') else ''}{item['name']} ({api_version})"
                 targets.append((label, api_version, item["kind"], item["name"], item.get("namespace"), item.get("condition")))
             self._wait_all(targets)
-        changed = any(result["action"] in ("created", "updated") for result in self.results)
+        return dict(self.summary(), waited=self.waited, diff=self.diffs)
+
+    def summary(self):
+        """changed, objects and the labels of the changed / drifted / unchanged objects so far."""
+        changed = [self._label(r) for r in self.results if r["action"] in ("created", "updated")]
         return {
-            "changed": changed,
-            "results": self.results,
-            "applied": [self._label(r) for r in self.results if r["action"] != "skipped"],
-            "skipped": [self._label(r) for r in self.results if r["action"] == "skipped"],
-            "waited": self.waited,
-            "diff": self.diffs,
+            "changed": bool(changed),
+            "objects": self.results,
+            "applied": changed,
+            "drifted": [self._label(r) for r in self.results if r.get("drifted")],
+            "unchanged": [self._label(r) for r in self.results if r["action"] == "unchanged"],
         }
 
     @staticmethod
@@ -314,8 +445,6 @@ class Applier:
 
 class ApiAdapter:
     """Adapter over kubernetes.core's K8SClient (get_api_client)."""
-
-    METADATA_ACCEPT = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
 
     def __init__(self, client, poll_interval=2):
         self.client = client
@@ -341,41 +470,25 @@ class ApiAdapter:
         if hasattr(resources, "invalidate_cache"):
             resources.invalidate_cache()
 
-    def list_metadata(self, resource, namespace):
+    def list_objects(self, resource, namespace):
+        """name -> live object, one paged LIST (raw JSON: no ResourceInstance wrapping)."""
         listed = {}
         token = None
         while True:
-            response = self.client.client.request(
-                "get",
-                resource.path(namespace=namespace),
-                header_params={"Accept": self.METADATA_ACCEPT},
-                limit=500,
-                _continue=token,
-            )
-            data = response.to_dict() if hasattr(response, "to_dict") else response
+            response = self.client.client.request("get", resource.path(namespace=namespace), limit=500, _continue=token, serialize=False)
+            data = json.loads(response.data)
             for item in data.get("items") or []:
-                meta = item.get("metadata") or {}
-                listed[meta.get("name")] = {
-                    "hash": (meta.get("annotations") or {}).get(HASH_ANNOTATION),
-                    "resourceVersion": meta.get("resourceVersion"),
-                }
+                listed[(item.get("metadata") or {}).get("name")] = item
             token = (data.get("metadata") or {}).get("continue")
             if not token:
                 return listed
-
-    def get(self, resource, name, namespace):
-        try:
-            found = self.client.get(resource, name=name, namespace=namespace)
-        except Exception:  # NotFoundError: the object does not exist (yet)
-            return None
-        return found.to_dict() if hasattr(found, "to_dict") else found
 
     def apply(self, resource, body, namespace, field_manager, force_conflicts, dry_run):
         params = {"field_manager": field_manager, "force_conflicts": force_conflicts}
         if dry_run:
             params["dry_run"] = "All"
-        response = self.client.client.server_side_apply(resource, body=body, namespace=namespace, **params)
-        return response.to_dict() if hasattr(response, "to_dict") else response
+        response = self.client.client.server_side_apply(resource, body=body, namespace=namespace, serialize=False, **params)
+        return json.loads(response.data)
 
     def wait(self, api_version, kind, name, namespace, condition, timeout):
         deadline = time.monotonic() + timeout

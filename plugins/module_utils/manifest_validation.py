@@ -97,6 +97,15 @@ def strict_json_schema(node):
     return node
 
 
+def argo_definitions(schema):
+    """The definitions of an Argo schema.json document, strict (strict_json_schema), with
+    IntOrString and Quantity accepting what Kubernetes accepts."""
+    definitions = strict_json_schema(schema.get("definitions") or {})
+    definitions["io.k8s.apimachinery.pkg.util.intstr.IntOrString"] = dict(INT_OR_STRING)
+    definitions["io.k8s.apimachinery.pkg.api.resource.Quantity"] = dict(QUANTITY)
+    return definitions
+
+
 def strict_crd_schema(node, root=True):
     """JSON schema (draft 7) from a CRD openAPIV3Schema, structural-schema rules made strict:
     properties without x-kubernetes-preserve-unknown-fields reject unknown keys (the API
@@ -223,10 +232,7 @@ class Validator:
         self.counts = {}
 
     def _load_argo(self, path, prefix):
-        schema = json.loads(_read(path))
-        definitions = strict_json_schema(schema.get("definitions") or {})
-        definitions["io.k8s.apimachinery.pkg.util.intstr.IntOrString"] = dict(INT_OR_STRING)
-        definitions["io.k8s.apimachinery.pkg.api.resource.Quantity"] = dict(QUANTITY)
+        definitions = argo_definitions(json.loads(_read(path)))
         for name, definition in definitions.items():
             if not name.startswith(prefix):
                 continue
@@ -358,3 +364,16 @@ def load_tree(path):
             except ObjectError as e:
                 items.append((rel, {"__error__": str(e)}))
     return items
+
+
+def validator_from_versions(versions, upstream_dir):
+    """A Validator built from the pins of versions.yml (a mapping) and the folder holding
+    the pinned upstream files: the Kubernetes version of k3s, the Argo Workflows and Argo
+    Events schemas, the CRDs of Argo CD and cert-manager."""
+    crd_entries = [versions["mlops_argocd_manifest"], *versions["mlops_cert_manager_crds"]]
+    return Validator(
+        k8s_version=versions.get("mlops_k3s_version", DEFAULT_K8S_VERSION),
+        workflows_schema=os.path.join(upstream_dir, versions["mlops_argo_workflows_schema"]["path"]),
+        events_schema=os.path.join(upstream_dir, versions["mlops_argo_events_schema"]["path"]),
+        crd_files=[os.path.join(upstream_dir, entry["path"]) for entry in crd_entries],
+    )

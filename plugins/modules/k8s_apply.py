@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: k8s_apply
-short_description: Server-side apply a list of Kubernetes objects, CRDs first, unchanged objects skipped
+short_description: Server-side apply a list of Kubernetes objects, CRDs first, drift corrected
 version_added: 0.1.0
 author: ResearchOps developers (@researchops)
 description:
@@ -18,18 +18,27 @@ description:
     of parallel requests (O(workers)). First wave, CustomResourceDefinitions and
     Namespaces; then every CRD of the list is waited C(Established); second wave,
     everything else.
+  - Runs on the controller (an action plugin, like C(researchops.mlops.k8s_render)), so the
+    object list is never serialised into a module process.
   - Each object is sent with the annotation C(researchops.io/applied-hash), the sha256 of
-    the object as given. Before a wave, the metadata of each resource type is listed once
-    per namespace (not one GET per object); an object whose live hash equals the new one
-    is skipped without a request (O(skip_unchanged)). Changes made to those objects by
-    other means are therefore not reverted unless O(skip_unchanged=false).
+    the object as given. Before a wave, each resource type is listed once per namespace
+    (full objects, not one GET per object) and every field the sink sends is compared
+    with the live object. An object is left alone only when its live hash matches B(and)
+    every one of those fields has the same value live (verified equal); fields only the
+    live object has (defaults, other managers' fields) do not count. Anything else is
+    sent; a hand edit of a field the sink owns (data, image, label, replicas...) or a
+    deleted object is restored by the next run (drift correction, O(skip_unchanged)).
   - C(changed) is true when an object was created or its C(resourceVersion) moved; an
-    apply that the API server found to be a no-op counts as unchanged.
+    apply that the API server found to be a no-op (a value it stores in another form,
+    such as a CPU quantity written as a number) counts as unchanged. In check mode, an object counts as changed
+    when the dry-run result differs from the live object.
   - With O(wait), every Deployment, StatefulSet and DaemonSet of the list is waited
     rolled out, and every O(wait_for) object is waited for too.
-  - In check mode each object is sent with C(dryRun=All), so the API server validates it
-    (admission included) without storing it; custom resources whose CRD is created by
-    the same list are reported as created without a request.
+  - In check mode each object to be sent goes with C(dryRun=All), so the API server
+    validates it (admission included) without storing it; custom resources whose CRD is
+    created by the same list are reported as created without a request. With C(--diff)
+    the diff shows the live object against the dry-run result, and each object's
+    C(fields) names the drifted fields.
   - Failures name each object (C(Kind namespace/name (apiVersion))) and the API server's
     message; objects of a wave are all attempted before the module fails.
 extends_documentation_fragment:
@@ -54,7 +63,10 @@ options:
     type: int
     default: 8
   skip_unchanged:
-    description: Skip objects whose live C(researchops.io/applied-hash) annotation equals the new hash.
+    description:
+      - Send nothing for objects verified equal to the live object (same applied hash and
+        every sent field equal live). With C(false) every object is sent, as
+        C(kubectl apply) does; the result is the same, only slower.
     type: bool
     default: true
   wait:
@@ -123,21 +135,32 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-results:
-  description: One entry per object with C(action) C(created), C(updated), C(unchanged)
-    (sent, no change) or C(skipped) (hash unchanged, not sent).
+objects:
+  description:
+    - One entry per object with C(action) C(created), C(updated) or C(unchanged)
+      (verified equal to the live object, or sent and found a no-op by the API server).
+    - Updated objects also have C(fields), the paths whose live value differed from the
+      sent one (C(data.key), C(spec.template.spec.containers[0].image)...), and
+      C(drifted), true when the object's content did not change since the last apply but
+      the live object had been changed by other means.
   returned: always
   type: list
   elements: dict
   sample:
-    - {apiVersion: v1, kind: Namespace, namespace: null, name: argocd, action: skipped}
+    - {apiVersion: apps/v1, kind: Deployment, namespace: argo, name: argo-server, action: updated,
+       drifted: true, fields: ["spec.template.spec.containers[0].image"]}
 applied:
-  description: Objects sent to the API server, as C(Kind namespace/name).
+  description: Objects created or changed, as C(Kind namespace/name).
   returned: always
   type: list
   elements: str
-skipped:
-  description: Objects skipped because their content hash was unchanged.
+drifted:
+  description: The subset of O(applied) restored after a change made by other means.
+  returned: always
+  type: list
+  elements: str
+unchanged:
+  description: Objects verified equal to the live object (nothing stored).
   returned: always
   type: list
   elements: str
@@ -150,7 +173,7 @@ waited:
 
 import traceback
 
-from ansible_collections.researchops.mlops.plugins.module_utils.k8s_apply import ApiAdapter, Applier, ApplyError
+from ansible_collections.researchops.mlops.plugins.module_utils.k8s_apply import ARGUMENT_SPEC, ApiAdapter, applier_for, run_apply
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
@@ -165,51 +188,10 @@ except ImportError:
     KUBERNETES_CORE_ERROR = traceback.format_exc()
     AUTH_ARG_SPEC = {}
 
-ARGUMENT_SPEC = {
-    "objects": {"type": "list", "elements": "dict", "required": True},
-    "field_manager": {"type": "str", "default": "researchops"},
-    "force_conflicts": {"type": "bool", "default": True},
-    "workers": {"type": "int", "default": 8},
-    "skip_unchanged": {"type": "bool", "default": True},
-    "wait": {"type": "bool", "default": False},
-    "wait_for": {
-        "type": "list",
-        "elements": "dict",
-        "default": [],
-        "options": {
-            "apiVersion": {"type": "str", "aliases": ["api_version"]},
-            "kind": {"type": "str"},
-            "name": {"type": "str"},
-            "namespace": {"type": "str"},
-            "condition": {"type": "dict"},
-        },
-    },
-    "wait_timeout": {"type": "int", "default": 600},
-    "wait_sleep": {"type": "int", "default": 2},
-}
-
-
 def run(module, adapter):
-    params = module.params
-    applier = Applier(
-        adapter,
-        field_manager=params["field_manager"],
-        force_conflicts=params["force_conflicts"],
-        workers=params["workers"],
-        check_mode=module.check_mode,
-        diff=module._diff,
-        skip_unchanged=params["skip_unchanged"],
-        wait=params["wait"],
-        wait_for=params["wait_for"],
-        wait_timeout=params["wait_timeout"],
-    )
-    try:
-        result = applier.run(params["objects"])
-    except ApplyError as e:
-        module.fail_json(msg=str(e), results=applier.results, waited=applier.waited)
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
+    result = run_apply(applier_for(adapter, module.params, module.check_mode, module._diff), module.params["objects"], module._diff)
+    if result.get("failed"):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

@@ -417,3 +417,52 @@ def test_dockerfile_contract():
     ignored = (EXAMPLE / ".dockerignore").read_text().split()
     for name in copied | {"mlp.py", "serve.py", "requirements-serve.txt", "requirements-image.txt"}:
         assert f"!{name}" in ignored, f"{name} is excluded from the build context"
+
+
+def test_dockerfile_targets_match_the_pipeline_spec():
+    """CI builds spec ci.train_target for ct.architecture only and ci.serve_target for every
+    serving architecture: the serving stage must not start from the CUDA image, and both
+    stage names must exist."""
+    spec = yaml.safe_load((EXAMPLE / "pipeline.yml").read_text())
+    text = (EXAMPLE / "Dockerfile").read_text()
+    stages = dict((name, base) for base, name in re.findall(r"^FROM (\S+) AS (\w+)$", text, re.MULTILINE))
+    assert set(stages) == {spec["ci"]["train_target"], spec["ci"]["serve_target"]}
+    bases = dict(re.findall(r"^ARG (\w+_BASE_IMAGE)=(\S+)$", text, re.MULTILINE))
+    serve_base = bases[stages[spec["ci"]["serve_target"]].strip("${}")]
+    train_base = bases[stages[spec["ci"]["train_target"]].strip("${}")]
+    assert "cuda" in train_base and "cuda" not in serve_base and serve_base.startswith("python:")
+    assert spec["ct"]["architecture"] == "amd64"
+    assert set(spec["ci"]["serving_architectures"]) == {"amd64", "arm64"}
+    serve_stage = text.split(" AS serve", 1)[1].split(" AS train", 1)[0]
+    assert re.search(r"^USER [0-9]+:[0-9]+$", serve_stage, re.MULTILINE)
+
+
+@pytest.mark.parametrize("override, passes", [("", True), ("0.9999", False)])
+def test_pipeline_gate_runs_the_real_evaluate_script(digits_model, tmp_path, override, passes):
+    """The CT gate the pipeline runs in the model image (plugins/module_utils/pipeline/
+    scripts/gate.py) with this example's evaluate.py: lineage only when the gate passes."""
+    from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.ct import GATE_SCRIPT
+
+    data_dir, model_dir, _ = digits_model
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "data").symlink_to(data_dir, target_is_directory=True)
+    (work / "model").symlink_to(model_dir, target_is_directory=True)
+    gate = tmp_path / "gate.py"
+    gate.write_text(GATE_SCRIPT)
+    env = dict(os.environ, WORK_DIR=str(work), EVALUATE=str(EXAMPLE / "evaluate.py"),
+               PARAMS_FILE=str(EXAMPLE / "params.yaml"), METRIC="accuracy", SPEC_THRESHOLD="0.5",
+               THRESHOLD_OVERRIDE=override, PIPELINE="mnist", VERSION="v1", MODEL_URI="s3://models/mnist/v1",
+               CODE_SHA="a" * 40, GIT_REF="refs/tags/v1", REPO_URL="https://github.com/lab/mnist.git",
+               DATASET="mnist", DATA_VERSION="v1", IMAGE="harbor/mlops/mnist:" + "a" * 40,
+               WORKFLOW_NAME="mnist-ct-x", WORKFLOW_UID="u", WORKFLOW_NAMESPACE="mlops-pipelines",
+               CREATED_AT="2026-01-01T00:00:00Z")
+    result = subprocess.run([sys.executable, str(gate)], cwd=EXAMPLE, env=env, capture_output=True, text=True,
+                            timeout=600, check=False)
+    assert (result.returncode == 0) is passes, result.stderr
+    lineage = work / "lineage.json"
+    assert lineage.exists() is passes
+    if passes:
+        assert json.loads(lineage.read_text())["metrics"]["passed"] is True
+    else:
+        assert "below threshold" in result.stderr

@@ -6,20 +6,20 @@ roles promise: pinned images, namespaces, TLS Ingresses, client auth, S3 wiring,
 namespace layout other than the default, the external object store, and the errors."""
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 from functools import lru_cache
 from pathlib import Path
 
 import jsonschema
-import kubernetes_validate
 import pytest
 import yaml
 
+from ansible_collections.researchops.mlops.plugins.module_utils import manifest_validation
+
 pytestmark = pytest.mark.slow
 
-K8S_VERSION = "1.34"
+VERSIONS = Path(__file__).resolve().parents[2] / "roles" / "mlops" / "defaults" / "main" / "versions.yml"
 TAGS = "argocd,object_storage,argo_workflows,argo_events"
 COMPONENTS = ("argocd", "object_storage", "argo_workflows", "argo_events")
 DEFAULT_NS = {
@@ -55,31 +55,16 @@ def find(objects, kind, name):
     return matches[0]
 
 
-def _strict(node):
-    if isinstance(node, dict):
-        node = {key: _strict(value) for key, value in node.items()}
-        if "properties" in node and "additionalProperties" not in node and \
-                not node.get("x-kubernetes-preserve-unknown-fields"):
-            node["additionalProperties"] = False
-        return node
-    if isinstance(node, list):
-        return [_strict(item) for item in node]
-    return node
-
-
 @lru_cache(maxsize=None)
-def crd_schema(install_yaml, kind):
-    with open(install_yaml, encoding="utf-8") as handle:
-        for doc in yaml.safe_load_all(handle):
-            if doc and doc["kind"] == "CustomResourceDefinition" and doc["spec"]["names"]["kind"] == kind:
-                return _strict(copy.deepcopy(doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]))
-    raise LookupError(kind)
+def validator(upstream):
+    """The collection's strict validator, built from versions.yml like playbooks/validate.yml."""
+    return manifest_validation.validator_from_versions(yaml.safe_load(VERSIONS.read_text(encoding="utf-8")), str(upstream))
 
 
 @lru_cache(maxsize=None)
 def definitions(schema_json):
     with open(schema_json, encoding="utf-8") as handle:
-        return _strict(json.load(handle))["definitions"]
+        return manifest_validation.argo_definitions(json.load(handle))
 
 
 def schema_errors(obj, schema_json, ref):
@@ -88,20 +73,7 @@ def schema_errors(obj, schema_json, ref):
 
 
 def validate(obj, upstream):
-    kind = obj["kind"]
-    if kind in ("Application", "AppProject"):
-        schema = crd_schema(str(upstream / "argo-cd/v3.5.1/install.yaml"), kind)
-        return [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(obj)]
-    if kind in ("EventBus", "EventSource", "Sensor"):
-        return schema_errors(obj, str(upstream / "argo-events/v1.9.11/schema.json"), f"io.argoproj.events.v1alpha1.{kind}")
-    if kind == "CustomResourceDefinition":
-        # Upstream's own CRDs, unchanged (megabytes of schema): check the envelope only.
-        return [] if obj["apiVersion"] == "apiextensions.k8s.io/v1" and obj["spec"]["names"]["kind"] else ["bad CRD"]
-    try:
-        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as exc:
-        return [f"{'.'.join(map(str, exc.path))}: {exc.message}"]
-    return []
+    return [f"{issue['path']}: {issue['message']}" for issue in validator(str(upstream)).validate(obj)]
 
 
 @pytest.fixture(scope="module")
@@ -312,9 +284,9 @@ def test_external_object_store_renders_no_server_and_no_secret(repo_root, ansibl
 
 @pytest.mark.parametrize("extra, message", [
     ({"object_storage_mode": "external", "mlops_s3_endpoint": "https://storage.googleapis.com"},
-     "object_storage_mode is external: set mlops_s3_endpoint"),
+     "object_storage_mode is external: set object_storage_external_access_key_id"),
     ({"object_storage_mode": "in_cluster", "mlops_s3_endpoint": "https://s3.example.org"},
-     "in in_cluster mode, the Service this role serves"),
+     "in in_cluster mode mlops_s3_endpoint must be the Service this role serves"),
     ({"argo_events_eventbus_version": "latest"}, "argo_events_eventbus_version must be a pinned JetStream version"),
     ({"argo_events_eventbus_version": "2.99.0"}, "2.10.29"),
     ({"argo_events_eventbus_replicas": 2}, "argo_events_eventbus_replicas must be 1"),

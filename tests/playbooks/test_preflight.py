@@ -1,146 +1,276 @@
-"""Bad inventories fail in preflight, before any host is touched, with a message that
-names the fix. Each case is a small inventory run through playbooks/preflight.yml."""
+"""Preflight refuses every broken inventory before any host is touched.
+
+Each file in fixtures/preflight/broken/ is one mistake laid over a copy of the lab
+example inventory (inventories/lab, with a vault.yml holding a real token): group_vars,
+host_vars, a replaced hosts.yml or a replaced vault. The controller checks run in-process
+through the same code path as the researchops.mlops.preflight action (HostVars, templar,
+role files: tests/playbooks/preflight_harness.py), so 90+ inventories cost seconds; a few
+end-to-end runs of ansible-playbook prove the wiring (site.yml runs preflight first and
+nothing of the node phase runs after a refusal; --tags preflight runs only preflight).
+
+Where the rules come from (upstream, not our code): DNS-1123 names - kubernetes
+apimachinery pkg/util/validation/validation.go IsDNS1123Subdomain/IsDNS1123Label; S3
+bucket names - AWS "Bucket naming rules" and Garage src/api/common/helpers.rs; Harbor
+project names - goharbor/harbor src/server/v2.0/handler/project.go validateProjectName;
+Harbor passwords - goharbor/harbor src/common/utils (8-128, upper, lower, digit); k3s
+releases vX.Y.Z+k3sN - k3s-io/k3s releases; embedded etcd quorum - etcd FAQ (odd
+member counts)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-import textwrap
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-pytestmark = pytest.mark.slow
+sys.path.insert(0, str(Path(__file__).parent))
+from preflight_harness import lab_copy  # noqa: E402
 
-TOKEN = "0123456789abcdef0123456789abcdef"
+FIXTURES = Path(__file__).parent / "fixtures" / "preflight"
+BROKEN = sorted((FIXTURES / "broken").glob("*.yml"))
+HOST_CASES = yaml.safe_load((FIXTURES / "hosts.yml").read_text())
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Mistakes from every area in one inventory: one report must name all of them.
+COMBINED = ["platform-domain-uppercase", "platform-bucket-uppercase", "version-image-latest", "type-docker-log-max-file",
+            "pipeline-spec-missing-repo", "secret-token-short", "name-uppercase-node-name", "removed-docker-mirrors",
+            "platform-issuer-unknown", "address-ipv6-brackets"]
 
-DEBIAN_FACTS = {
-    "distribution": "Debian",
-    "distribution_major_version": "12",
-    "distribution_version": "12.7",
-    "os_family": "Debian",
-    "architecture": "x86_64",
+
+# Inventories that must pass: the lab example, and variations that are not mistakes.
+GOOD = {
+    "lab-example": {},
+    # Two VMs behind one NAT address, told apart by their SSH ports.
+    "nat-pair": {"host_vars": {"cpu-1": {"ansible_host": "203.0.113.5", "ansible_port": 2221},
+                               "cpu-2": {"ansible_host": "203.0.113.5", "ansible_port": 2222}},
+                 "group_vars": {"nfs_server_exports": [{"path": "/srv/nfs/k3s", "clients": ["192.0.2.0/24", "203.0.113.5"],
+                                                        "options": ["rw", "sync"]}]}},
+    # IPv6 everywhere, written the way the roles expect (bare, no brackets).
+    "ipv6": {"host_vars": {"cpu-1": {"ansible_host": "2001:db8::21", "k3s_node_ip": "2001:db8::21"}},
+             "group_vars": {"k3s_api_endpoint": "2001:db8::11",
+                            "nfs_server_exports": [{"path": "/srv/nfs/k3s", "clients": ["192.0.2.0/24", "2001:db8::/64"],
+                                                    "options": ["rw", "sync"]}]}},
+    # Let's Encrypt with everything it needs.
+    "letsencrypt": {"group_vars": {"mlops_tls_issuer": "letsencrypt", "cert_manager_acme_email": "ops@example.org"},
+                    "vault": {"vault_k3s_token": "3f" * 32, "vault_cloudflare_api_token": "x" * 40}},
+    # One server without embedded etcd (no HA) and a pipeline with its webhook secret.
+    "single-server-pipeline": {
+        "hosts": {"all": {"children": {"k3s_cluster": {"children": {
+            "k3s_servers": {"hosts": {"pi-1": {"ansible_host": "192.0.2.11"}}},
+            "k3s_agents": {"hosts": {"cpu-1": {"ansible_host": "192.0.2.21"}}}}},
+            "nfs_servers": {"hosts": {"storage-1": {"ansible_host": "192.0.2.41"}}}}}},
+        "group_vars": {"mlops_pipelines": [yaml.safe_load((Path(__file__).resolve().parents[2] / "examples/mnist/pipeline.yml")
+                                                          .read_text())],
+                       "pipelines_webhook_secrets": {"mnist": "w" * 40}}},
 }
-WRAPPER = "tests/playbooks/fixtures/preflight_with_facts.yml"
 
 
-def run_preflight(repo_root: Path, env: dict, tmp_path: Path, inventory: str, facts: dict | None = None,
-                  extra: list[str] | None = None) -> subprocess.CompletedProcess:
-    inv = tmp_path / "hosts.yml"
-    inv.write_text(textwrap.dedent(inventory))
-    host_vars = tmp_path / "host_vars"
-    host_vars.mkdir()
-    for host, host_facts in (facts or {}).items():
-        (host_vars / f"{host}.yml").write_text(json.dumps({"test_facts": host_facts}))
-    cmd = [str(Path(env["PATH"].split(":")[0]) / "ansible-playbook"), WRAPPER, "-i", str(inv)]
-    return subprocess.run(cmd + (extra or []), cwd=repo_root, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+def load(name: str) -> dict:
+    return yaml.safe_load((FIXTURES / "broken" / f"{name}.yml").read_text())
 
 
-def local_node(name: str) -> str:
-    return f"{name}: {{ansible_connection: local, ansible_python_interpreter: '{{{{ ansible_playbook_python }}}}'}}"
+def combined_case() -> dict:
+    merged = {"group_vars": {}, "host_vars": {}}
+    for name in COMBINED:
+        case = load(name)
+        merged["group_vars"].update(case.get("group_vars") or {})
+        for host, values in (case.get("host_vars") or {}).items():
+            merged["host_vars"].setdefault(host, {}).update(values)
+        if "vault" in case:
+            merged["vault"] = case["vault"]
+    return merged
 
 
-def inventory(servers: list[str], agents: list[str] = (), token: str | None = TOKEN, extra_vars: str = "") -> str:
-    def hosts(names):
-        return "\n".join(f"              {local_node(n)}" for n in names) or "              {}"
-    token_line = f"    k3s_token: {token}" if token else ""
-    return (
-        "all:\n"
-        "  children:\n"
-        "    k3s_cluster:\n"
-        "      children:\n"
-        "        k3s_servers:\n"
-        "          hosts:\n" + hosts(servers) + "\n"
-        "        k3s_agents:\n"
-        "          hosts:\n" + hosts(agents) + "\n"
-        "  vars:\n"
-        f"{token_line}\n{extra_vars}\n"
-    )
+@pytest.fixture(scope="module")
+def results(ansible_env):
+    """Every controller and host case checked in ONE subprocess (fresh plugin loader)."""
+    jobs = {
+        "controller": {p.stem: yaml.safe_load(p.read_text()) for p in BROKEN},
+        "hosts": {f"hosts-{c['name']}": c for c in HOST_CASES},
+    }
+    jobs["controller"].update({f"good-{name}": case for name, case in GOOD.items()})
+    jobs["controller"]["combined"] = combined_case()
+    proc = subprocess.run([sys.executable, str(Path(__file__).parent / "preflight_harness.py")], input=json.dumps(jobs),
+                          capture_output=True, text=True, cwd=REPO_ROOT, env=ansible_env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout)
 
 
-def assert_failed_with(result: subprocess.CompletedProcess, *fragments: str) -> None:
+def names_variable(result: dict, variable: str, area: str | None = None) -> bool:
+    for where, lines in result["problems"].items():
+        if area and where != area:
+            continue
+        if any(line.startswith((f"{variable} = ", f"{variable}: ", f"{variable} (")) for line in lines):
+            return True
+    return False
+
+
+def test_enough_distinct_broken_inventories():
+    assert len(BROKEN) >= 60
+    expected = [yaml.safe_load(p.read_text())["expect"] for p in BROKEN]
+    assert len(set(expected)) >= 50, "cases should name many different variables"
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_good_inventory_passes(name, results):
+    assert results[f"good-{name}"]["count"] == 0, results[f"good-{name}"]["report"]
+
+
+def test_embedded_local_inventory_passes(ansible_env):
+    code = ("import sys, json; sys.argv=['x']; import preflight_harness as h; "
+            "from ansible.plugins.loader import init_plugin_loader; "
+            "init_plugin_loader([str(h.REPO_ROOT / 'collections')]); "
+            "print(h.controller_problems(h.REPO_ROOT / 'inventories' / 'local').report())")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, env=ansible_env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("Preflight found 0 problem(s)"), proc.stdout
+
+
+@pytest.mark.parametrize("path", BROKEN, ids=[p.stem for p in BROKEN])
+def test_broken_inventory_is_refused(path, results):
+    case = yaml.safe_load(path.read_text())
+    result = results[path.stem]
+    assert result["count"] > 0, f"{path.name} passed preflight"
+    assert names_variable(result, case["expect"], case.get("area")), (
+        f"no problem names {case['expect']!r}" + (f" under {case['area']!r}" if case.get("area") else "")
+        + f":\n{result['report']}")
+    # Secrets are named, never shown.
+    for value in list((case.get("vault") or {}).values()):
+        if isinstance(value, str) and len(value) >= 6:
+            assert value not in result["report"], f"secret value printed:\n{result['report']}"
+
+
+def test_every_problem_reported_at_once(results):
+    """One inventory with mistakes in every area: one report names all of them."""
+    result = results["combined"]
+    for name in COMBINED:
+        assert names_variable(result, load(name)["expect"]), f"{load(name)['expect']} missing:\n{result['report']}"
+    assert "[platform]" in result["report"] and "[pipelines]" in result["report"]
+
+
+def test_mlops_argument_spec_matches_defaults():
+    """Every mlops_* default has a spec option and every option a default."""
+    defaults = {}
+    for path in sorted((REPO_ROOT / "roles/mlops/defaults/main").glob("*.yml")):
+        defaults.update(yaml.safe_load(path.read_text()))
+    spec = yaml.safe_load((REPO_ROOT / "roles/mlops/meta/argument_specs.yml").read_text())
+    options = spec["argument_specs"]["main"]["options"]
+    assert sorted(defaults) == sorted(options)
+    kinds = {str: "str", bool: "bool", list: "list", dict: "dict", int: "int"}
+    for name, value in defaults.items():
+        assert options[name]["type"] == kinds[type(value)], name
+        if "default" in options[name] and not isinstance(value, (dict, list)):
+            assert options[name]["default"] == value, name
+
+
+def test_known_secrets_hold_every_vault_example_value():
+    """vault.yml.example's placeholders (also the commented ones) are refused."""
+    known = yaml.safe_load((REPO_ROOT / "roles/preflight/vars/main.yml").read_text())["__preflight_known_secrets"]
+    text = (REPO_ROOT / "inventories/lab/group_vars/all/vault.yml.example").read_text()
+    values = []
+    for line in text.splitlines():
+        line = line.lstrip("# ")
+        if line.startswith("vault_") and ":" in line:
+            value = yaml.safe_load(line.split(":", 1)[1] or "''")
+            if value:
+                values.append(str(value))
+    assert values, "no example values found"
+    assert set(values) <= set(known)
+
+
+@pytest.mark.parametrize("case", HOST_CASES, ids=[c["name"] for c in HOST_CASES])
+def test_host_check(case, results):
+    result = results[f"hosts-{case['name']}"]
+    if case.get("expect") is None:
+        assert result["count"] == 0, result["report"]
+    else:
+        assert names_variable(result, case["expect"], case.get("area")), result["report"]
+
+
+def test_downgrade_of_running_cluster_is_refused(ansible_env):
+    code = ("import preflight_harness as h; from ansible.plugins.loader import init_plugin_loader; "
+            "init_plugin_loader([str(h.REPO_ROOT / 'collections')]); import tempfile, pathlib; "
+            "from ansible_collections.researchops.mlops.plugins.plugin_utils import preflight; "
+            "ctx = h.context(h.lab_copy(pathlib.Path(tempfile.mkdtemp()))); p = preflight.Problems(); "
+            "preflight.check_cluster_version(ctx, p, {'pi-1': 'v1.34.1+k3s1', 'cpu-1': 'v1.33.5+k3s1'}); "
+            "assert len(p) == 0, p.report(); "
+            "preflight.check_cluster_version(ctx, p, {'pi-1': 'v1.35.0+k3s1'}); print(p.report())")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, env=ansible_env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[versions]" in proc.stdout and "mlops_k3s_version = 'v1.34.1+k3s1': is older than v1.35.0+k3s1" in proc.stdout
+
+
+# ------------------------------------------------------------------- end to end
+CALLBACK_DIR = FIXTURES / "callback_plugins"
+
+
+def playbook(ansible_env, tmp_path, args, log):
+    env = dict(ansible_env)
+    env["ANSIBLE_CALLBACK_PLUGINS"] = str(CALLBACK_DIR)
+    env["ANSIBLE_CALLBACKS_ENABLED"] = "task_log"
+    env["TASK_LOG_FILE"] = str(log)
+    cmd = [str(Path(ansible_env["PATH"].split(os.pathsep)[0]) / "ansible-playbook")] + args
+    return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def local_nodes(inv: Path, tmp_path: Path) -> None:
+    """Every node of the copied lab answers through the local connection (read-only
+    probe); gpu-1 gets an nvidia-smi stand-in that prints a driver version."""
+    (inv / "host_vars").mkdir(exist_ok=True)
+    for host in ("pi-1", "pi-2", "pi-3", "cpu-1", "cpu-2", "gpu-1", "storage-1"):
+        path = inv / "host_vars" / f"{host}.yml"
+        data = yaml.safe_load(path.read_text()) if path.exists() else {}
+        data.update({"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                     "preflight_min_free_gib": 0.1})
+        path.write_text(yaml.safe_dump(data))
+    (inv / "group_vars" / "all" / "zz_local.yml").write_text(yaml.safe_dump({
+        "preflight_min_free_gib": 0.1, "k3s_registry_mirrors": {}, "prereqs_kernel_modules": []}))
+
+
+def tasks_run(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@pytest.mark.slow
+def test_site_with_broken_inventory_runs_no_node_task(ansible_env, tmp_path):
+    case = yaml.safe_load((FIXTURES / "broken" / "platform-domain-uppercase.yml").read_text())
+    inv = lab_copy(tmp_path, case)
+    local_nodes(inv, tmp_path)
+    log = tmp_path / "tasks.jsonl"
+    result = playbook(ansible_env, tmp_path, ["site.yml", "-i", str(inv)], log)
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
-    for fragment in fragments:
-        assert fragment in out, f"expected {fragment!r} in output:\n{out[-3000:]}"
+    assert "mlops_domain = 'Lab.Example.org'" in out, out[-3000:]
+    ran = tasks_run(log)
+    assert ran, "the callback logged nothing"
+    plays = {t["play"] for t in ran}
+    assert all(p.startswith("Preflight") for p in plays), plays
+    hosts = {t["host"] for t in ran}
+    assert hosts == {"localhost"}, f"a task ran on a node: {hosts}"
 
 
-def test_local_inventory_passes(repo_root, ansible_env, tmp_path):
-    result = subprocess.run([str(Path(ansible_env["PATH"].split(":")[0]) / "ansible-playbook"),
-                             "playbooks/preflight.yml", "-i", "inventories/local"],
-                            cwd=repo_root, env=ansible_env, capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_good_inventory_passes(repo_root, ansible_env, tmp_path):
-    facts = {h: DEBIAN_FACTS for h in ("s1", "a1")}
-    result = run_preflight(repo_root, ansible_env, tmp_path, inventory(["s1"], ["a1"]), facts)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_no_server_group(repo_root, ansible_env, tmp_path):
-    result = run_preflight(repo_root, ansible_env, tmp_path, inventory([], ["a1"]), {"a1": DEBIAN_FACTS})
-    assert_failed_with(result, "no hosts in group k3s_servers", "Put the first k3s server")
-
-
-def test_two_servers(repo_root, ansible_env, tmp_path):
-    facts = {h: DEBIAN_FACTS for h in ("s1", "s2")}
-    result = run_preflight(repo_root, ansible_env, tmp_path, inventory(["s1", "s2"]), facts)
-    assert_failed_with(result, "k3s_servers has 2 hosts", "odd number")
-
-
-def test_missing_vault_token(repo_root, ansible_env, tmp_path):
-    result = run_preflight(repo_root, ansible_env, tmp_path, inventory(["s1"], token=None), {"s1": DEBIAN_FACTS})
-    assert_failed_with(result, "k3s_token is not set", "vault_k3s_token")
-
-
-def test_token_from_undefined_vault_variable(repo_root, ansible_env, tmp_path):
-    inv = inventory(["s1"], token=None, extra_vars="    k3s_token: '{{ vault_k3s_token }}'")
-    result = run_preflight(repo_root, ansible_env, tmp_path, inv, {"s1": DEBIAN_FACTS})
-    assert_failed_with(result, "k3s_token is not set", "vault_k3s_token")
-
-
-def test_duplicate_node_names(repo_root, ansible_env, tmp_path):
-    inv = inventory(["s1"], ["a1"])
-    inv = inv.replace("a1: {", "a1: {k3s_node_name: s1, ")
-    facts = {h: DEBIAN_FACTS for h in ("s1", "a1")}
-    result = run_preflight(repo_root, ansible_env, tmp_path, inv, facts)
-    assert_failed_with(result, "Node names must be unique", "s1")
-
-
-def test_unsupported_os(repo_root, ansible_env, tmp_path):
-    centos7 = dict(DEBIAN_FACTS, distribution="CentOS", distribution_major_version="7",
-                   distribution_version="7.9", os_family="RedHat")
-    result = run_preflight(repo_root, ansible_env, tmp_path, inventory(["s1"]), {"s1": centos7})
-    assert_failed_with(result, "s1 runs CentOS 7.9", "does not support", "openEuler 22/24")
-
-
-def test_supported_openeuler_passes(repo_root, ansible_env, tmp_path):
-    openeuler = dict(DEBIAN_FACTS, distribution="openEuler", distribution_major_version="24",
-                     distribution_version="24.03", os_family="RedHat", architecture="aarch64")
-    result = run_preflight(repo_root, ansible_env, tmp_path, inventory(["s1"]), {"s1": openeuler})
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_unsupported_architecture(repo_root, ansible_env, tmp_path):
-    riscv = dict(DEBIAN_FACTS, architecture="riscv64")
-    result = run_preflight(repo_root, ansible_env, tmp_path, inventory(["s1"]), {"s1": riscv})
-    assert_failed_with(result, "s1 is riscv64")
-
-
-def test_wrong_variable_type(repo_root, ansible_env, tmp_path):
-    inv = inventory(["s1"], extra_vars="    namespaces_labels: not-a-mapping")
-    result = run_preflight(repo_root, ansible_env, tmp_path, inv, {"s1": DEBIAN_FACTS})
-    assert_failed_with(result, "namespaces_labels")
-
-
-def test_removed_variable(repo_root, ansible_env, tmp_path):
-    inv = inventory(["s1"], extra_vars="    k3s_release_version: v1.30.0+k3s1")
-    result = run_preflight(repo_root, ansible_env, tmp_path, inv, {"s1": DEBIAN_FACTS})
-    assert_failed_with(result, "k3s_release_version was removed", "mlops_k3s_version")
-
-
-def test_letsencrypt_needs_token(repo_root, ansible_env, tmp_path):
-    inv = inventory(["s1"], extra_vars="    mlops_tls_issuer: letsencrypt")
-    result = run_preflight(repo_root, ansible_env, tmp_path, inv, {"s1": DEBIAN_FACTS})
-    assert_failed_with(result, "mlops_tls_issuer is letsencrypt", "vault_cloudflare_api_token")
+@pytest.mark.slow
+def test_tags_preflight_runs_only_preflight_and_passes_the_lab(ansible_env, tmp_path):
+    inv = lab_copy(tmp_path)
+    local_nodes(inv, tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 550.90.07\n")
+    smi.chmod(0o755)
+    env = dict(ansible_env)
+    env["PATH"] = f"{env['PATH']}{os.pathsep}{bin_dir}"
+    log = tmp_path / "tasks.jsonl"
+    result = playbook(env, tmp_path, ["site.yml", "-i", str(inv), "--tags", "preflight"], log)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-4000:]
+    ran = tasks_run(log)
+    others = [t for t in ran if not t["play"].startswith("Preflight") and t["status"] != "skipped"]
+    assert not others, others
+    probed = {t["host"] for t in ran if "Probe the node" in t["task"] and t["status"] == "ok"}
+    assert probed == {"pi-1", "pi-2", "pi-3", "cpu-1", "cpu-2", "gpu-1", "storage-1"}, probed
+    assert not any(t["become"] for t in ran if t["status"] != "skipped"), "preflight used become"

@@ -89,13 +89,7 @@ def validator_factory(upstream, versions):
     """New strict validators built like playbooks/validate.yml builds them."""
 
     def make():
-        crd_entries = [versions["mlops_argocd_manifest"], *versions["mlops_cert_manager_crds"]]
-        return manifest_validation.Validator(
-            k8s_version=versions.get("mlops_k3s_version", manifest_validation.DEFAULT_K8S_VERSION),
-            workflows_schema=str(upstream / versions["mlops_argo_workflows_schema"]["path"]),
-            events_schema=str(upstream / versions["mlops_argo_events_schema"]["path"]),
-            crd_files=[str(upstream / entry["path"]) for entry in crd_entries],
-        )
+        return manifest_validation.validator_from_versions(versions, str(upstream))
 
     return make
 

@@ -25,16 +25,21 @@ SKIP = {".git", ".venv", "collections", "build", ".cache", ".pytest_cache", "tes
 
 def link_collection(repo_root, dest):
     """ansible_collections/researchops/mlops under dest: links to the checkout, except
-    plugins/modules/k8s_apply.py, which is the recorder."""
+    plugins/modules/k8s_apply.py, which is the recorder, and the k8s_apply action plugin
+    (it would run the real apply in place of the recorder)."""
     root = dest / "ansible_collections" / "researchops" / "mlops"
     modules = root / "plugins" / "modules"
     modules.mkdir(parents=True)
+    (root / "plugins" / "action").mkdir()
     for entry in repo_root.iterdir():
         if entry.name not in SKIP and entry.name != "plugins":
             (root / entry.name).symlink_to(entry)
     for entry in (repo_root / "plugins").iterdir():
-        if entry.name != "modules":
+        if entry.name not in ("modules", "action"):
             (root / "plugins" / entry.name).symlink_to(entry)
+    for entry in (repo_root / "plugins" / "action").glob("*.py"):
+        if entry.name != "k8s_apply.py":
+            (root / "plugins" / "action" / entry.name).symlink_to(entry)
     for entry in (repo_root / "plugins" / "modules").glob("*.py"):
         if entry.name != "k8s_apply.py":
             (modules / entry.name).symlink_to(entry)

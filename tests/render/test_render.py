@@ -4,18 +4,18 @@ deterministic, consumable by kustomize, and no secret value in the output."""
 from __future__ import annotations
 
 import copy
-import re
 import filecmp
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from render_helpers import user_provided_secrets
 
 from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import CREATES_SECRETS_ANNOTATION, object_id, object_key
-from render_helpers import user_provided_secrets
 
 pytestmark = pytest.mark.slow
 
@@ -207,7 +207,8 @@ def test_every_secret_referenced_is_created_or_user_provided(rendered, repo_root
         )
 
     missing = [
-        f"{source}: {object_id(obj)} {path} refers to Secret {ns}/{name}, which nothing in the render creates and docs/secrets.md does not list as user-provided"
+        f"{source}: {object_id(obj)} {path} refers to Secret {ns}/{name}, which nothing in the render creates"
+        " and docs/secrets.md does not list as user-provided"
         for source, obj, path, ns, name in refs
         if (ns, name) not in created and not is_provided(ns, name)
     ]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 
+from .ci import kubelet_literal
 from .ct import GPU_LABEL, s3_env_from
+from .security import container_security, pod_security
 
 # Placeholder image names used by the serving manifests in the model repo; the CD step
 # replaces them through the Application's kustomize `images`.
@@ -30,8 +32,9 @@ cat /tmp/outputs/lineage.json
 
 DEPLOY_SCRIPT = r"""set -eu
 field() { printf '%s' "$LINEAGE" | jq -er "$1"; }
-IMAGE=$(field .image)
 CODE_SHA=$(field .code_sha)
+# The serving image: the multi-arch manifest list CI built from the same commit.
+IMAGE=$SERVE_REPOSITORY:$CODE_SHA
 VERSION=$(field .model_version)
 if [ "$VERSION" != "$MODEL_VERSION" ]; then
   echo "lineage of $MODEL_VERSION names model version $VERSION: refusing to deploy" >&2; exit 1
@@ -43,7 +46,8 @@ PATCH=$(jq -cn --arg sha "$CODE_SHA" --arg model "$MODEL_PLACEHOLDER=$IMAGE" \
   --arg tools "$TOOLS_PLACEHOLDER=$TOOLS_IMAGE" --arg deployment "$DEPLOYMENT" \
   --argjson replicas "$REPLICAS" --arg version "$VERSION" --arg key "$VERSION_ANNOTATION" \
   '{spec: {source: {targetRevision: $sha, kustomize: {images: [$model, $tools],
-    replicas: [{name: $deployment, count: $replicas}], commonAnnotations: {($key): $version}}}}}')
+    replicas: [{name: $deployment, count: $replicas}], commonAnnotations: {($key): $version}}},
+    syncPolicy: {automated: {prune: true, selfHeal: true}}}}')
 kubectl -n "$ARGOCD_NAMESPACE" patch application "$APPLICATION" --type merge -p "$PATCH"
 echo "Application $APPLICATION: model version $VERSION, image $IMAGE, manifests at $CODE_SHA"
 DEADLINE=$(( $(date +%s) + TIMEOUT ))
@@ -73,6 +77,19 @@ echo "smoke request POST $URL ok for model version $MODEL_VERSION: $(printf '%s'
 """
 
 
+# Worst case of one CD run, in seconds, besides the two roll-out waits of the deploy step
+# (Argo CD picking up the revision, then `kubectl rollout status`, each up to
+# rollout_timeout): the smoke request (5 retries of at most 30 s + 3 s apart), the lineage
+# read and three pod start-ups.
+CD_OVERHEAD = 300
+
+
+def cd_deadline(rollout_timeout):
+    """activeDeadlineSeconds of a CD Workflow: its own worst case, plus as long again for
+    the one CD of the same pipeline it may wait for behind the mutex."""
+    return 2 * (2 * rollout_timeout + CD_OVERHEAD)
+
+
 def cd_workflow_template(pipeline):
     spec = pipeline.spec
     cd = spec["cd"]
@@ -85,7 +102,11 @@ def cd_workflow_template(pipeline):
         "spec": {
             "entrypoint": "cd",
             "serviceAccountName": pipeline.sa("cd"),
-            "activeDeadlineSeconds": cd["rollout_timeout"] + 600,
+            "activeDeadlineSeconds": cd_deadline(cd["rollout_timeout"]),
+            "securityContext": pod_security(),
+            # One CD per pipeline at a time: two model versions of one commit (a branch
+            # push and a tag push) never patch the Application concurrently.
+            "synchronization": {"mutexes": [{"name": f"{pipeline.name}-cd"}]},
             "workflowMetadata": {"labels": pipeline.labels("cd")},
             "arguments": {"parameters": [
                 {"name": "model-version", "description": "Model version to deploy (git tag or short commit SHA); must have passed CT."},
@@ -109,10 +130,12 @@ def cd_workflow_template(pipeline):
                             {"name": "S3_ENDPOINT", "value": platform["s3_endpoint"]},
                             {"name": "AWS_DEFAULT_REGION", "value": platform["s3_region"]},
                             {"name": "MODELS_PREFIX", "value": pipeline.models_prefix},
+                            {"name": "HOME", "value": "/tmp"},
                             version_env,
                         ],
                         "envFrom": s3_env_from(pipeline),
                         "terminationMessagePolicy": "FallbackToLogsOnError",
+                        "securityContext": container_security(),
                     },
                 },
                 {
@@ -134,9 +157,12 @@ def cd_workflow_template(pipeline):
                             {"name": "MODEL_PLACEHOLDER", "value": MODEL_IMAGE_PLACEHOLDER},
                             {"name": "TOOLS_PLACEHOLDER", "value": TOOLS_IMAGE_PLACEHOLDER},
                             {"name": "TOOLS_IMAGE", "value": pipeline.images["awscli"]},
+                            {"name": "SERVE_REPOSITORY", "value": pipeline.serve_repository},
+                            {"name": "HOME", "value": "/tmp"},
                             {"name": "VERSION_ANNOTATION", "value": "researchops.io/model-version"},
                         ],
                         "terminationMessagePolicy": "FallbackToLogsOnError",
+                        "securityContext": container_security(),
                     },
                 },
                 {
@@ -151,11 +177,12 @@ def cd_workflow_template(pipeline):
                             {"name": "NAMESPACE", "value": pipeline.namespace},
                             {"name": "PORT", "value": str(cd["port"])},
                             {"name": "SMOKE_PATH", "value": cd["smoke"]["path"]},
-                            {"name": "SMOKE_BODY", "value": json.dumps(cd["smoke"]["body"], sort_keys=True,
-                                                                        separators=(",", ":"))},
+                            {"name": "SMOKE_BODY", "value": kubelet_literal(json.dumps(
+                                cd["smoke"]["body"], sort_keys=True, separators=(",", ":"), allow_nan=False))},
                             {"name": "EXPECT_KEY", "value": cd["smoke"]["expect_key"]},
                         ],
                         "terminationMessagePolicy": "FallbackToLogsOnError",
+                        "securityContext": container_security(),
                     },
                 },
             ],
@@ -174,6 +201,7 @@ def serving_patch(pipeline):
         "metadata": {"name": pipeline.deployment},
         "spec": {"template": {"spec": {
             "imagePullSecrets": [{"name": platform["registry_push_secret"]}],
+            "securityContext": pod_security(),
             "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                 {"matchExpressions": [{"key": GPU_LABEL, "operator": "DoesNotExist"}]}]}}},
             "initContainers": [{
@@ -184,14 +212,23 @@ def serving_patch(pipeline):
                     {"name": "MODEL_BASE_URI", "value": pipeline.models_prefix},
                 ],
                 "envFrom": s3_env_from(pipeline),
+                "securityContext": container_security(),
             }],
         }}},
     }
     return json.dumps(patch, sort_keys=True)
 
 
+def serving_container_patch():
+    """JSON 6902 patch: the restricted securityContext on the serving container (the
+    first one; the Deployment's own sidecars must bring theirs)."""
+    return json.dumps([{"op": "add", "path": "/spec/template/spec/containers/0/securityContext",
+                        "value": container_security()}], sort_keys=True)
+
+
 def application(pipeline):
     platform = pipeline.platform
+    target = {"group": "apps", "version": "v1", "kind": "Deployment", "name": pipeline.deployment}
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
@@ -201,23 +238,23 @@ def application(pipeline):
             "labels": pipeline.labels("cd"),
             "finalizers": ["resources-finalizer.argocd.argoproj.io"],
         },
-        # targetRevision, kustomize images/replicas/commonAnnotations are owned by the CD
-        # workflow (kubectl patch); they are left out here so that re-running the playbook
-        # never reverts a deployed model version.
+        # targetRevision, kustomize images/replicas/commonAnnotations and the automated
+        # sync policy are owned by the CD workflow (kubectl patch); they are left out here
+        # so that re-running the playbook never reverts a deployed model version. Until the
+        # first CD the Application does not sync at all: nothing pushed to the repository
+        # is deployed unless it passed CI and the CT gate, and afterwards Argo CD follows
+        # only the commit SHA the CD workflow pinned.
         "spec": {
             "project": platform["argocd_project"],
             "source": {
                 "repoURL": pipeline.spec["repo"]["url"],
                 "path": pipeline.deploy_path,
-                "kustomize": {"patches": [{
-                    "target": {"group": "apps", "version": "v1", "kind": "Deployment", "name": pipeline.deployment},
-                    "patch": serving_patch(pipeline),
-                }]},
+                "kustomize": {"patches": [
+                    {"target": target, "patch": serving_patch(pipeline)},
+                    {"target": target, "patch": serving_container_patch()},
+                ]},
             },
             "destination": {"server": "https://kubernetes.default.svc", "namespace": pipeline.namespace},
-            "syncPolicy": {
-                "automated": {"prune": True, "selfHeal": True},
-                "syncOptions": ["CreateNamespace=false"],
-            },
+            "syncPolicy": {"syncOptions": ["CreateNamespace=false"]},
         },
     }

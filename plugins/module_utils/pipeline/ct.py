@@ -1,12 +1,18 @@
 # Copyright: (c) 2026, ResearchOps developers
 # Apache License 2.0 (see LICENSE)
 """CT stage: WorkflowTemplate <name>-ct. Checkout -> fetch the dataset version from S3 ->
-train on a GPU node -> evaluate and gate on the metric -> store model, metrics and
+train (on a GPU node when ct.gpu.count > 0, else on the CPU) -> evaluate and gate on the metric -> store model, metrics and
 lineage under s3://<models bucket>/<name>/<model version>/."""
 
 from __future__ import annotations
 
-from .ci import WORKSPACE, checkout_template, repo_file, workspace_claim
+from pathlib import Path
+
+from .ci import WORKSPACE, checkout_template, kubelet_literal, repo_file, workspace_claim
+from .events import chain_parameter, chain_step, next_stage_template
+from .security import container_security, pod_security
+
+ARCH_LABEL = "kubernetes.io/arch"
 
 GPU_LABEL = "nvidia.com/gpu.present"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -29,49 +35,9 @@ fi
 echo "fetched $COUNT file(s) of dataset $DATASET version $DATA_VERSION from $SRC"
 """
 
-# Threshold precedence: -p threshold=<x> on the workflow, else the params file's
-# `threshold`, else the spec's ct.threshold. The evaluate script exits non-zero with
-# "<metric> <value> below threshold <x>" when the gate fails; the check below repeats the
-# comparison on the metrics file so that a script that forgets to fail cannot deploy.
-EVALUATE_SCRIPT = r"""set -eu
-THRESHOLD=$THRESHOLD_OVERRIDE
-if [ -z "$THRESHOLD" ]; then
-  THRESHOLD=$(python -c 'import sys, yaml
-with open(sys.argv[1]) as handle:
-    data = yaml.safe_load(handle) or {}
-print(data.get("threshold", sys.argv[2]))' "$PARAMS_FILE" "$SPEC_THRESHOLD")
-fi
-export THRESHOLD
-python "$EVALUATE" --params "$PARAMS_FILE" --data-dir /work/data --model-dir /work/model \
-  --metrics-out /work/metrics.json --threshold "$THRESHOLD"
-python -c 'import json, os, sys
-with open("/work/metrics.json") as handle:
-    metrics = json.load(handle)
-metric, threshold = os.environ["METRIC"], float(os.environ["THRESHOLD"])
-if metrics.get("metric") != metric:
-    sys.exit("evaluate reported metric %r, the pipeline gates on %r" % (metrics.get("metric"), metric))
-value = float(metrics["value"])
-if value < threshold or metrics.get("passed") is False:
-    sys.exit("%s %s below threshold %s: model not stored, nothing deployed" % (metric, value, threshold))
-lineage = {
-    "pipeline": os.environ["PIPELINE"],
-    "model_version": os.environ["VERSION"],
-    "model_uri": os.environ["MODEL_URI"],
-    "code_sha": os.environ["CODE_SHA"],
-    "git_ref": os.environ["GIT_REF"],
-    "repo_url": os.environ["REPO_URL"],
-    "dataset": os.environ["DATASET"],
-    "data_version": os.environ["DATA_VERSION"],
-    "image": os.environ["IMAGE"],
-    "metrics": dict(metrics, threshold=threshold, passed=True),
-    "created_by": {"workflow": os.environ["WORKFLOW_NAME"], "uid": os.environ["WORKFLOW_UID"],
-                   "namespace": os.environ["WORKFLOW_NAMESPACE"]},
-    "created_at": os.environ["CREATED_AT"],
-}
-with open("/work/lineage.json", "w") as handle:
-    json.dump(lineage, handle, indent=2, sort_keys=True)
-print("%s %s >= threshold %s: gate passed for model version %s" % (metric, value, threshold, os.environ["VERSION"]))'
-"""
+# The gate is a real script file (scripts/gate.py beside this module), run by the evaluate
+# step as an Argo `script` template in the model image.
+GATE_SCRIPT = (Path(__file__).resolve().parent / "scripts" / "gate.py").read_text(encoding="utf-8")
 
 STORE_SCRIPT = S3_PREAMBLE + r"""DEST="$MODEL_URI"
 s3 sync --only-show-errors --delete /work/model/ "$DEST/model/"
@@ -93,7 +59,29 @@ def s3_env_from(pipeline):
     return [{"secretRef": {"name": pipeline.platform["s3_credentials_secret"]}}]
 
 
+def _harden(template):
+    """Restricted container securityContext on every container of the template list."""
+    for item in template["spec"]["templates"]:
+        for key in ("container", "script"):
+            if key in item:
+                item[key].setdefault("securityContext", container_security())
+    return template
+
+
+def _gpu(template, gpus):
+    """GPU placement of the training step and its tolerations (only when it takes GPUs)."""
+    if gpus:
+        template["spec"]["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+        train = next(t for t in template["spec"]["templates"] if t["name"] == "train")
+        train["podSpecPatch"] = '{"runtimeClassName": "%s"}' % GPU_RUNTIME_CLASS
+    return template
+
+
 def ct_workflow_template(pipeline):
+    return _harden(_gpu(_ct_workflow_template(pipeline), pipeline.spec["ct"]["gpu"]["count"]))
+
+
+def _ct_workflow_template(pipeline):
     spec = pipeline.spec
     ct = spec["ct"]
     platform = pipeline.platform
@@ -109,7 +97,19 @@ def ct_workflow_template(pipeline):
         return {"parameters": [
             {"name": name, "value": f"{{{{steps.checkout.outputs.parameters.{name}}}}}"} for name in names]}
 
-    user_env = [{"name": item["name"], "value": item["value"]} for item in ct["env"]]
+    user_env = [{"name": item["name"], "value": kubelet_literal(item["value"])} for item in ct["env"]]
+    user_env.append({"name": "HOME", "value": "/tmp"})
+    gpus = ct["gpu"]["count"]
+    # Every step stays on nodes of ct.architecture (the training image is built for it
+    # only) and, with GPUs, on GPU nodes: the workspace volume is node-local
+    # (ReadWriteOnce), so the training step must find it where the others wrote it.
+    node_terms = [{"key": ARCH_LABEL, "operator": "In", "values": [ct["architecture"]]}]
+    if gpus:
+        node_terms.append({"key": GPU_LABEL, "operator": "In", "values": ["true"]})
+    train_resources = {"requests": {"cpu": ct["resources"]["cpu"], "memory": ct["resources"]["memory"]},
+                       "limits": {"memory": ct["resources"]["memory"]}}
+    if gpus:
+        train_resources["limits"][GPU_RESOURCE] = str(gpus)
     mounts = [{"name": "workspace", "mountPath": WORKSPACE}]
     return {
         "apiVersion": "argoproj.io/v1alpha1",
@@ -127,12 +127,11 @@ def ct_workflow_template(pipeline):
                  "description": f"Version of dataset {ct['dataset']['name']} to train on."},
                 {"name": "threshold", "value": "",
                  "description": "Gate threshold override; empty: the params file's threshold, else the spec's."},
+                chain_parameter(),
             ]},
-            # The workspace volume is node-local (ReadWriteOnce): every step of the run stays
-            # on GPU nodes so that the training step can mount it.
             "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchExpressions": [{"key": GPU_LABEL, "operator": "In", "values": ["true"]}]}]}}},
-            "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+                {"matchExpressions": node_terms}]}}},
+            "securityContext": pod_security(),
             "imagePullSecrets": [{"name": platform["registry_push_secret"]}],
             "volumeClaimTemplates": [workspace_claim(ct["workspace_size"])],
             "templates": [
@@ -143,7 +142,9 @@ def ct_workflow_template(pipeline):
                     [{"name": "evaluate", "template": "evaluate",
                       "arguments": from_checkout("commit-sha", "git-ref", "version")}],
                     [{"name": "store", "template": "store", "arguments": from_checkout("version")}],
+                    chain_step("cd", [("model-version", "{{steps.checkout.outputs.parameters.version}}")]),
                 ]},
+                next_stage_template(pipeline, "cd", ["model-version"]),
                 checkout_template(pipeline, "checkout", [params_file],
                                   {"commit-sha": "commit-sha", "git-ref": "git-ref", "version": "model-version"}),
                 {
@@ -165,7 +166,6 @@ def ct_workflow_template(pipeline):
                 {
                     "name": "train",
                     "inputs": {"parameters": [{"name": "commit-sha"}]},
-                    "podSpecPatch": '{"runtimeClassName": "%s"}' % GPU_RUNTIME_CLASS,
                     "container": {
                         "name": "main",
                         "image": image,
@@ -173,10 +173,7 @@ def ct_workflow_template(pipeline):
                                     "--data-dir", "/work/data", "--model-dir", "/work/model"],
                         "env": user_env,
                         "volumeMounts": mounts,
-                        "resources": {
-                            "requests": {"cpu": ct["resources"]["cpu"], "memory": ct["resources"]["memory"]},
-                            "limits": {GPU_RESOURCE: str(ct["gpu"]["count"])},
-                        },
+                        "resources": train_resources,
                         "terminationMessagePolicy": "FallbackToLogsOnError",
                     },
                 },
@@ -185,10 +182,11 @@ def ct_workflow_template(pipeline):
                     "inputs": {"parameters": [{"name": "commit-sha"}, {"name": "git-ref"}, {"name": "version"}]},
                     "outputs": {"parameters": [
                         {"name": "metrics", "globalName": "metrics", "valueFrom": {"path": "/work/metrics.json"}}]},
-                    "container": {
+                    "script": {
                         "name": "main",
                         "image": image,
-                        "command": ["/bin/sh", "-c", EVALUATE_SCRIPT],
+                        "command": ["python"],
+                        "source": GATE_SCRIPT,
                         "env": user_env + [
                             {"name": "EVALUATE", "value": ct["evaluate_script"]},
                             {"name": "PARAMS_FILE", "value": params_file},
@@ -210,7 +208,8 @@ def ct_workflow_template(pipeline):
                             {"name": "CREATED_AT", "value": "{{workflow.creationTimestamp}}"},
                         ],
                         "volumeMounts": mounts,
-                        "resources": {"requests": {"cpu": ct["resources"]["cpu"], "memory": ct["resources"]["memory"]}},
+                        "resources": {"requests": {"cpu": ct["resources"]["cpu"], "memory": ct["resources"]["memory"]},
+                                      "limits": {"memory": ct["resources"]["memory"]}},
                         "terminationMessagePolicy": "FallbackToLogsOnError",
                     },
                 },

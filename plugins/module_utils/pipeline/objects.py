@@ -9,7 +9,7 @@ from .ci import ci_workflow_template
 from .ct import ct_workflow_template
 from .events import event_objects
 from .rbac import rbac_objects
-from .spec import Pipeline, validate_images, validate_platform, validate_specs
+from .spec import Pipeline, PipelineSpecError, validate_images, validate_platform, validate_specs
 
 
 def pipeline_objects(specs, platform, images, prefix="pipelines"):
@@ -17,7 +17,15 @@ def pipeline_objects(specs, platform, images, prefix="pipelines"):
     platform = validate_platform(platform)
     images = validate_images(images)
     result = {}
-    for spec in validate_specs(specs, prefix):
+    platform_secrets = {platform["registry_push_secret"]: "registry_push_secret",
+                        platform["s3_credentials_secret"]: "s3_credentials_secret"}
+    for index, spec in enumerate(validate_specs(specs, prefix)):
+        webhook_secret = spec["webhook"]["secret"]["name"] or f"{spec['name']}-webhook"
+        if webhook_secret in platform_secrets:
+            raise PipelineSpecError(
+                f"{prefix}[{index}].webhook.secret.name",
+                f"{webhook_secret!r} is the platform's Secret {platform_secrets[webhook_secret]} "
+                "(the pipelines role would overwrite it with the webhook secret)")
         pipeline = Pipeline(spec, platform, images)
         result[pipeline.name] = (
             rbac_objects(pipeline)

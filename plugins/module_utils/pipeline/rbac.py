@@ -1,16 +1,24 @@
 # Copyright: (c) 2026, ResearchOps developers
 # Apache License 2.0 (see LICENSE)
-"""One ServiceAccount per stage, each bound to a Role holding only the verbs it uses.
+"""One ServiceAccount per role in the pipeline, each bound to a Role holding only the verbs
+the code running under it calls (read from the upstream sources; the tests cite them).
 
-- ci, ct: the Argo executor's own needs (workflowtaskresults create/patch), nothing else.
-- cd: the same, plus get/list/watch deployments in the pipelines namespace (roll-out
-  wait) and, in the Argo CD namespace, get/patch on this pipeline's Application only.
-- sensor: create workflows, read workflowtemplates (argo submit validates the reference).
-- eventsource: get/list/watch workflows (the completion watch; the webhook needs none)."""
+- ci, ct: the Argo executor's own needs (workflowtaskresults create/patch:
+  argo-workflows workflow/executor/taskresult.go), nothing else: the build and the
+  user's training code get no other API access and no Secret.
+- cd: the executor's, plus get/list/watch deployments in the pipelines namespace
+  (roll-out wait) and, in the Argo CD namespace, get/patch on this pipeline's Application.
+- chain: the executor's, plus get/create workflows: the last step of CI (CT) runs
+  `kubectl apply` of the next stage's Workflow (a GET, then a CREATE; an unchanged
+  object is not patched).
+- sensor: create and list workflows, get workflowtemplates (argo-events
+  sensors/triggers/argo-workflow/argo-workflow.go runs `argo submit`, which validates the
+  workflowTemplateRef, then lists the created Workflow by its labels).
+- eventsource: no Role (the webhook EventSource calls no Kubernetes API)."""
 
 from __future__ import annotations
 
-STAGES = ("ci", "ct", "cd", "sensor", "eventsource")
+STAGES = ("ci", "ct", "cd", "chain", "sensor", "eventsource")
 
 EXECUTOR_RULE = {
     "apiGroups": ["argoproj.io"],
@@ -19,17 +27,21 @@ EXECUTOR_RULE = {
 }
 
 
-def _rules(pipeline, stage):
+def _rules(stage):
     if stage in ("ci", "ct"):
         return [EXECUTOR_RULE]
     if stage == "cd":
         return [EXECUTOR_RULE, {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]}]
+    if stage == "chain":
+        return [EXECUTOR_RULE, {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get", "create"]}]
     if stage == "sensor":
         return [
-            {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]},
-            {"apiGroups": ["argoproj.io"], "resources": ["workflowtemplates"], "verbs": ["get", "list"]},
+            # argo-events ArgoWorkflowTrigger.Execute: `argo submit`, then a LIST by label
+            # selector to return the Workflow it created (tests/cluster RBAC test).
+            {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "list"]},
+            {"apiGroups": ["argoproj.io"], "resources": ["workflowtemplates"], "verbs": ["get"]},
         ]
-    return [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get", "list", "watch"]}]
+    return []
 
 
 def _role_and_binding(pipeline, name, stage, namespace, rules):
@@ -50,8 +62,13 @@ def rbac_objects(pipeline):
     objects = []
     for stage in STAGES:
         name = pipeline.sa(stage)
-        objects.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": pipeline.meta(name, stage)})
-        objects += _role_and_binding(pipeline, name, stage, pipeline.namespace, _rules(pipeline, stage))
+        account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": pipeline.meta(name, stage)}
+        rules = _rules(stage)
+        if not rules:
+            account["automountServiceAccountToken"] = False
+        objects.append(account)
+        if rules:
+            objects += _role_and_binding(pipeline, name, stage, pipeline.namespace, rules)
     objects += _role_and_binding(
         pipeline, pipeline.sa("cd"), "cd", pipeline.platform["argocd_namespace"],
         [{"apiGroups": ["argoproj.io"], "resources": ["applications"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -28,7 +29,6 @@ SCHEMA_PATH = Path(__file__).resolve().with_name("spec_schema.json")
 
 LABEL_PIPELINE = "researchops.io/pipeline"
 LABEL_STAGE = "researchops.io/stage"
-LABEL_CHAIN = "researchops.io/chain"
 ANNOTATION_MODEL_VERSION = "researchops.io/model-version"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "researchops.mlops"}
 
@@ -57,20 +57,30 @@ IMAGE_KEYS = {
     "kaniko": "Kaniko executor (image build)",
     "awscli": "AWS CLI v2 (S3 transfers, serving model download)",
     "kubectl": "kubectl with sh, jq and curl (CD deploy and smoke steps)",
+    "crane": "crane of go-containerregistry (push of the built images, multi-arch manifest list)",
 }
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_HOST = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:[0-9]{1,5})?$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_REPO_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*$")
-_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+_HOST = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:[0-9]{1,5})?\Z")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+_REPO_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*\Z")
+_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?\Z")
 # <host>[:port]/<path>:<tag> or ...@sha256:<64 hex>; tag must not be "latest".
 _IMAGE = re.compile(
     r"^(?P<repo>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*)"
-    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@sha256:(?P<digest>[a-f0-9]{64}))?$"
+    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@sha256:(?P<digest>[a-f0-9]{64}))?\Z"
 )
 
+
+# Bounds that keep every generated object far below the API server's 1.5 MiB limit and
+# every walk over the input safe (no recursion deeper than this).
+MAX_DEPTH = 32
+MAX_STRING = 4096
+MAX_SMOKE_BODY = 65536
+# Control characters: a trailing newline or a NUL in a name, a ref or a value never means
+# what the author wanted.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _JSON_TYPES = {"object": "mapping", "array": "list", "boolean": "boolean (true/false)",
                "integer": "integer", "number": "number", "string": "string"}
@@ -184,6 +194,8 @@ def _error_to_spec_error(prefix, error):
         return PipelineSpecError(path, f"{value!r} is out of range: must be {bounds}")
     if kind == "minItems":
         return PipelineSpecError(path, f"must hold at least {error.validator_value} item(s), got {len(value)}")
+    if kind == "maxItems":
+        return PipelineSpecError(path, f"must hold at most {error.validator_value} item(s), got {len(value)}")
     if kind == "uniqueItems":
         return PipelineSpecError(path, f"items must be unique, got {value!r}")
     if kind == "minProperties":
@@ -193,6 +205,51 @@ def _error_to_spec_error(prefix, error):
             path, f"{value!r} has {len(value)} characters, must have {'at most' if kind == 'maxLength' else 'at least'} "
             f"{error.validator_value}")
     return PipelineSpecError(path, error.message)
+
+
+def _check_string(text, path, limit=MAX_STRING):
+    if len(text) > limit:
+        raise PipelineSpecError(path, f"is {len(text)} characters long, at most {limit} allowed")
+    bad = _CONTROL.search(text)
+    if bad:
+        raise PipelineSpecError(path, f"contains the control character {bad.group()!r} (newlines, tabs and NUL are not allowed)")
+    if "{{" in text:
+        raise PipelineSpecError(
+            path, f"{text[:80]!r} contains '{{{{': Argo Workflows would substitute it as an expression (not allowed)")
+
+
+def check_plain_json(value, path):
+    """Refuse what JSON cannot carry or what would break a later step, before anything
+    recursive looks at `value`: nesting deeper than MAX_DEPTH, non-string keys, types
+    other than mapping/list/string/number/boolean/null (YAML dates, bytes, sets),
+    NaN/Infinity, over-long strings, control characters and '{{'. Iterative, so a deeply
+    nested input is refused instead of raising RecursionError."""
+    stack = [(value, path, 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise PipelineSpecError(where, f"is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, Mapping):
+            for key in node:
+                if not isinstance(key, str):
+                    raise PipelineSpecError(
+                        where, f"keys must be strings, got {_type_name(key)} key {key!r} (quote it in YAML)")
+                _check_string(key, _join(where, key))
+                stack.append((node[key], _join(where, key), depth + 1))
+        elif isinstance(node, str):
+            _check_string(node, where)
+        elif isinstance(node, bool) or node is None or isinstance(node, int):
+            continue
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                raise PipelineSpecError(where, f"must be a finite number, got {node!r}")
+        elif isinstance(node, Sequence) and not isinstance(node, (bytes, bytearray)):
+            for index, item in enumerate(node):
+                stack.append((item, _join(where, index), depth + 1))
+        else:
+            raise PipelineSpecError(
+                where, f"must be a JSON value (string, number, boolean, null, list or mapping), got "
+                f"{type(node).__name__} {node!r} (quote dates and times in YAML)")
 
 
 def _error_key(error):
@@ -235,6 +292,18 @@ def _semantic_checks(path, spec):
             raise PipelineSpecError(
                 f"{path}.ct.env[{index}].name",
                 f"{item['name']!r} is reserved (AWS_* variables come from the S3 credentials Secret)")
+    repo = spec["repo"]
+    if not repo["branches"] and not repo["tags"]:
+        raise PipelineSpecError(
+            f"{path}.repo.branches", "is empty and repo.tags is false: no push would ever start the pipeline")
+    for index, branch in enumerate(repo["branches"]):
+        if "***" in branch or branch.startswith(("/", ".")) or branch.endswith(("/", ".", ".lock")) or \
+                "//" in branch or ".." in branch:
+            raise PipelineSpecError(f"{path}.repo.branches[{index}]", f"{branch!r} is not a valid git branch name or glob")
+    body = spec["cd"]["smoke"]["body"]
+    size = len(json.dumps(body, separators=(",", ":"), allow_nan=False))
+    if size > MAX_SMOKE_BODY:
+        raise PipelineSpecError(f"{path}.cd.smoke.body", f"is {size} bytes as JSON, at most {MAX_SMOKE_BODY} allowed")
     url = spec["repo"]["url"]
     if not url.startswith("https://") and not spec["repo"]["credentials_secret"]:
         raise PipelineSpecError(
@@ -242,6 +311,15 @@ def _semantic_checks(path, spec):
             f"is required for the ssh URL {url!r} (a kubernetes.io/ssh-auth Secret with key ssh-privatekey)")
     if url.rstrip("/").endswith("/") or url.endswith(".git.git"):
         raise PipelineSpecError(f"{path}.repo.url", f"{url!r} is not a repository URL")
+    webhook = spec["webhook"]
+    if webhook["provider"] == "gitlab" and "gitlab" not in webhook:
+        raise PipelineSpecError(
+            f"{path}.webhook.gitlab", "is required for provider gitlab (base_url and access_token: Argo Events "
+            "checks the X-Gitlab-Token only for a hook it created with the API)")
+    if webhook["provider"] != "gitlab" and "gitlab" in webhook:
+        raise PipelineSpecError(f"{path}.webhook.gitlab", f"applies to provider gitlab only (provider is {webhook['provider']!r})")
+    if repo["known_hosts_secret"] and url.startswith("https://"):
+        raise PipelineSpecError(f"{path}.repo.known_hosts_secret", "applies to ssh repository URLs only")
     for part in spec["repo"]["path"].split("/") + spec["repo"]["deploy_path"].split("/") + \
             spec["repo"]["dockerfile"].split("/") + spec["repo"]["params_file"].split("/"):
         if part == "..":
@@ -264,6 +342,7 @@ def validate_specs(specs, prefix="pipelines"):
     names = {}
     for index, raw in enumerate(specs):
         path = f"{prefix}[{index}]"
+        check_plain_json(raw, path)
         spec = to_plain(raw)
         if not isinstance(spec, dict):
             raise PipelineSpecError(path, f"must be a mapping (a pipeline spec), got {_type_name(spec)}")
@@ -277,7 +356,37 @@ def validate_specs(specs, prefix="pipelines"):
                 f"{path}.name", f"duplicate pipeline name {spec['name']!r} (already used by {prefix}[{names[spec['name']]}])")
         names[spec["name"]] = index
         result.append(spec)
+    _check_collisions(prefix, result)
     return result
+
+
+def _check_collisions(prefix, specs):
+    """Refuse two pipelines that would write the same object or image: the same serving
+    Deployment or Service, webhook Secret, image repository, or a Service named like
+    another pipeline's webhook EventSource Service."""
+    claims = {}
+
+    def claim(what, value, field):
+        if value in claims.setdefault(what, {}):
+            raise PipelineSpecError(field, f"{what} {value!r} is already used by {claims[what][value]}")
+        claims[what][value] = field
+
+    for index, spec in enumerate(specs):
+        path = f"{prefix}[{index}]"
+        name = spec["name"]
+        claim("serving Deployment", spec["cd"]["deployment"] or name, f"{path}.cd.deployment")
+        claim("Service", f"{name}-{spec['webhook']['provider']}-eventsource-svc", f"{path}.name")
+        claim("image repository", spec["ci"]["image"] or name, f"{path}.ci.image")
+        claim("image repository", (spec["ci"]["image"] or name) + "-serve", f"{path}.ci.image")
+        claim("Secret", spec["webhook"]["secret"]["name"] or f"{name}-webhook", f"{path}.webhook.secret.name")
+    for index, spec in enumerate(specs):
+        path = f"{prefix}[{index}]"
+        claim("Service", spec["cd"]["service"] or spec["name"], f"{path}.cd.service")
+        if spec["repo"]["credentials_secret"] and spec["repo"]["credentials_secret"] in claims["Secret"]:
+            raise PipelineSpecError(
+                f"{path}.repo.credentials_secret",
+                f"{spec['repo']['credentials_secret']!r} is the webhook Secret of "
+                f"{claims['Secret'][spec['repo']['credentials_secret']]} (the pipelines role writes it)")
 
 
 def validate_platform(platform):
@@ -343,6 +452,7 @@ class Pipeline:
         self.namespace = platform["namespace"]
         self.image_repository = "/".join(
             [platform["registry_host"], platform["registry_project"], spec["ci"]["image"] or self.name])
+        self.serve_repository = self.image_repository + "-serve"
         self.cache_repository = "/".join(
             [platform["registry_host"], platform["registry_cache_project"], spec["ci"]["image"] or self.name])
         self.deployment = spec["cd"]["deployment"] or self.name
@@ -350,7 +460,8 @@ class Pipeline:
         self.application = f"{self.name}-serving"
         self.webhook_secret = spec["webhook"]["secret"]["name"] or f"{self.name}-webhook"
         self.webhook_secret_key = spec["webhook"]["secret"]["key"]
-        self.github_eventsource = f"{self.name}-github"
+        self.provider = spec["webhook"]["provider"]
+        self.webhook_eventsource = f"{self.name}-{self.provider}"
         self.workflows_eventsource = f"{self.name}-workflows"
         repo_path = spec["repo"]["path"]
         self.repo_subdir = "" if repo_path == "." else repo_path

@@ -36,9 +36,9 @@ def wait_for_harbor():
                 if resp.read().strip() == b"Pong":
                     return
         except (urllib.error.URLError, OSError) as err:
-            print("waiting for Harbor at %s: %s" % (HARBOR, err))
+            print(f"waiting for Harbor at {HARBOR}: {err}")
         time.sleep(5)
-    sys.exit("Harbor did not answer %s/ping" % HARBOR)
+    sys.exit(f"Harbor did not answer {HARBOR}/ping")
 
 
 def registry_id(endpoint):
@@ -49,14 +49,14 @@ def registry_id(endpoint):
             return item["id"]
     harbor("/registries", "POST", {"name": endpoint["name"], "type": endpoint["type"], "url": endpoint["url"],
                                    "insecure": False})
-    print("created registry endpoint %s (%s)" % (endpoint["name"], endpoint["url"]))
+    print("created registry endpoint {} ({})".format(endpoint["name"], endpoint["url"]))
     return registry_id(endpoint)
 
 
 def ensure_project(name):
     try:
         harbor("/projects?project_name=" + urllib.parse.quote(name), "HEAD")
-        print("project %s exists" % name)
+        print(f"project {name} exists")
         return
     except HttpError as err:
         if err.code != 404:
@@ -66,7 +66,7 @@ def ensure_project(name):
     if cache and cache["project"] == name:
         body["registry_id"] = registry_id(cache["registry"])
     harbor("/projects", "POST", body)
-    print("created project %s" % name)
+    print(f"created project {name}")
 
 
 def robot_secret():
@@ -92,22 +92,22 @@ def ensure_robot(client):
     if robot is None:
         created = harbor("/robots", "POST", {"name": CONFIG["robot"], "level": "system", "duration": -1,
                                                 "disable": False, "permissions": permissions})
-        print("created robot %s" % created["name"])
+        print("created robot {}".format(created["name"]))
         return created["name"], created["secret"]
     robot.update({"permissions": permissions, "disable": False})
-    harbor("/robots/%s" % robot["id"], "PUT", robot)
+    harbor("/robots/{}".format(robot["id"]), "PUT", robot)
     if secret_exists:
-        print("robot %s and Secret %s exist, kept" % (robot["name"], path))
+        print("robot {} and Secret {} exist, kept".format(robot["name"], path))
         return robot["name"], None
     secret = robot_secret()
-    harbor("/robots/%s" % robot["id"], "PATCH", {"secret": secret})
-    print("refreshed the secret of robot %s (its Secret was missing)" % robot["name"])
+    harbor("/robots/{}".format(robot["id"]), "PATCH", {"secret": secret})
+    print("refreshed the secret of robot {} (its Secret was missing)".format(robot["name"]))
     return robot["name"], secret
 
 
 def write_push_secret(client, name, secret):
     host = CONFIG["registry_host"]
-    auth = base64.b64encode(("%s:%s" % (name, secret)).encode()).decode()
+    auth = base64.b64encode((f"{name}:{secret}").encode()).decode()
     config = {"auths": {host: {"username": name, "password": secret, "auth": auth}}}
     data = {".dockerconfigjson": base64.b64encode(json.dumps(config, sort_keys=True).encode()).decode()}
     namespace, secret_name = CONFIG["push_secret_namespace"], CONFIG["push_secret"]
@@ -119,7 +119,7 @@ def write_push_secret(client, name, secret):
         })
     else:
         client.merge_patch(resource_path("secrets", namespace, secret_name), {"data": data})
-    print("wrote %s/%s" % (CONFIG["push_secret_namespace"], CONFIG["push_secret"]))
+    print("wrote {}/{}".format(CONFIG["push_secret_namespace"], CONFIG["push_secret"]))
 
 
 def main():

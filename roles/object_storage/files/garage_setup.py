@@ -58,14 +58,14 @@ def ensure_secret(namespace, name, generators):
             "metadata": {"name": name, "namespace": namespace, "labels": CONFIG["labels"]},
             "data": data,
         })
-        print("created Secret %s/%s" % (namespace, name))
+        print(f"created Secret {namespace}/{name}")
         return {key: unb64(value) for key, value in data.items()}
     data = dict(current.get("data") or {})
     missing = {key: b64(make()) for key, make in generators.items() if key not in data}
     if missing:
         k8s("PATCH", secret_path(namespace, name), {"data": missing}, "application/merge-patch+json")
         data.update(missing)
-        print("added %s to Secret %s/%s" % (", ".join(sorted(missing)), namespace, name))
+        print("added {} to Secret {}/{}".format(", ".join(sorted(missing)), namespace, name))
     return {key: unb64(data[key]) for key in generators}
 
 
@@ -78,10 +78,10 @@ def copy_secret(namespace, name, values):
             "metadata": {"name": name, "namespace": namespace, "labels": CONFIG["labels"]},
             "data": data,
         })
-        print("copied Secret %s to %s" % (name, namespace))
+        print(f"copied Secret {name} to {namespace}")
     elif any((current.get("data") or {}).get(key) != value for key, value in data.items()):
         k8s("PATCH", secret_path(namespace, name), {"data": data}, "application/merge-patch+json")
-        print("updated the copy of Secret %s in %s" % (name, namespace))
+        print(f"updated the copy of Secret {name} in {namespace}")
 
 
 # ------------------------------------------------------------------ Garage admin API
@@ -99,15 +99,15 @@ def wait_for_garage(token):
             return garage("GET", "GetClusterStatus", token=token)
         except (HttpError, urllib.error.URLError, OSError) as err:
             if time.monotonic() > deadline:
-                sys.exit("Garage's admin API at %s did not answer: %s" % (CONFIG["admin_url"], err))
-            print("waiting for Garage at %s: %s" % (CONFIG["admin_url"], err))
+                sys.exit("Garage's admin API at {} did not answer: {}".format(CONFIG["admin_url"], err))
+            print("waiting for Garage at {}: {}".format(CONFIG["admin_url"], err))
             time.sleep(5)
 
 
 def capacity_bytes(quantity):
     match = re.match(r"^([0-9]+)(|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)$", str(quantity))
     if not match:
-        sys.exit("capacity %r is not a Kubernetes quantity like 50Gi" % quantity)
+        sys.exit(f"capacity {quantity!r} is not a Kubernetes quantity like 50Gi")
     return int(match.group(1)) * UNITS[match.group(2)]
 
 
@@ -124,25 +124,25 @@ def ensure_layout(status, token):
     if len(live_ids) >= CONFIG["replication_factor"]:
         changes += [{"id": node_id, "remove": True} for node_id in sorted(assigned - live_ids)]
     if not changes:
-        print("layout version %s already assigns every live node" % layout["version"])
+        print("layout version {} already assigns every live node".format(layout["version"]))
         return
     garage("POST", "UpdateClusterLayout", {"roles": changes}, token=token)
     version = garage("GET", "GetClusterLayout", token=token)["version"] + 1
     garage("POST", "ApplyClusterLayout", {"version": version}, token=token)
-    print("applied layout version %s (%s)" % (version, ", ".join(
+    print("applied layout version {} ({})".format(version, ", ".join(
         ("remove " if change.get("remove") else "assign ") + change["id"][:16] for change in changes)))
 
 
 def ensure_key(key_id, secret_key, token):
     try:
         garage("GET", "GetKeyInfo", query={"id": key_id}, token=token)
-        print("access key %s known" % key_id)
+        print(f"access key {key_id} known")
     except HttpError as err:
         if err.code not in (400, 404):
             raise
         garage("POST", "ImportKey", {"accessKeyId": key_id, "secretAccessKey": secret_key,
                                      "name": CONFIG["key_name"]}, token=token)
-        print("imported access key %s (%s)" % (key_id, CONFIG["key_name"]))
+        print("imported access key {} ({})".format(key_id, CONFIG["key_name"]))
 
 
 def ensure_bucket(name, key_id, token):
@@ -152,15 +152,15 @@ def ensure_bucket(name, key_id, token):
         if err.code not in (400, 404):
             raise
         bucket = garage("POST", "CreateBucket", {"globalAlias": name}, token=token)
-        print("created bucket %s" % name)
+        print(f"created bucket {name}")
     allowed = {entry.get("accessKeyId"): entry.get("permissions") or {} for entry in bucket.get("keys") or []}
     wanted = {"read": True, "write": True, "owner": True}
     if allowed.get(key_id) != wanted:
         garage("POST", "AllowBucketKey", {"bucketId": bucket["id"], "accessKeyId": key_id, "permissions": wanted},
                token=token)
-        print("allowed %s to read, write and own bucket %s" % (key_id, name))
+        print(f"allowed {key_id} to read, write and own bucket {name}")
     else:
-        print("bucket %s ready" % name)
+        print(f"bucket {name} ready")
 
 
 def main():
@@ -175,9 +175,8 @@ def main():
     })
     key_id, secret_key = credentials["AWS_ACCESS_KEY_ID"], credentials["AWS_SECRET_ACCESS_KEY"]
     if not KEY_ID.match(key_id) or not SECRET_KEY.match(secret_key):
-        sys.exit("Secret %s/%s does not hold Garage-shaped credentials (AWS_ACCESS_KEY_ID 'GK' + 24 hex digits, "
-                 "AWS_SECRET_ACCESS_KEY 64 hex digits): delete it to have new ones generated"
-                 % (namespace, CONFIG["credentials_secret"]))
+        sys.exit("Secret {}/{} does not hold Garage-shaped credentials (AWS_ACCESS_KEY_ID 'GK' + 24 hex digits, "
+                 "AWS_SECRET_ACCESS_KEY 64 hex digits): delete it to have new ones generated".format(namespace, CONFIG["credentials_secret"]))
     for target in CONFIG["copies_to"]:
         copy_secret(target, CONFIG["credentials_secret"], credentials)
     token = internal["admin_token"]
@@ -186,7 +185,7 @@ def main():
     ensure_key(key_id, secret_key, token)
     for bucket in CONFIG["buckets"]:
         ensure_bucket(bucket, key_id, token)
-    print("object storage ready: buckets %s" % ", ".join(CONFIG["buckets"]))
+    print("object storage ready: buckets {}".format(", ".join(CONFIG["buckets"])))
 
 
 if __name__ == "__main__":

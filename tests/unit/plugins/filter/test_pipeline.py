@@ -14,7 +14,7 @@ from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeli
 from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import load_schema
 
 from pipeline_fixtures import REPO_ROOT, example_spec, images, platform
-from pipeline_validation import validate_object
+from pipeline_validation import validate_object, validate_objects
 
 
 def generate(spec=None):
@@ -41,10 +41,8 @@ def objects():
 
 
 def test_every_object_is_valid_upstream(objects, upstream):
-    assert len(objects) == 26
-    for obj in objects:
-        errors = validate_object(obj, upstream)
-        assert not errors, f"{obj['kind']}/{obj['metadata']['name']}: {errors}"
+    assert len(objects) == 24
+    assert validate_objects(objects, upstream) == []
 
 
 def test_strict_validation_catches_unknown_fields(objects, upstream):
@@ -73,7 +71,11 @@ def test_names_and_labels(objects):
         assert obj["metadata"]["labels"]["researchops.io/pipeline"] == "mnist"
 
 
-def test_ci_clones_commit_and_builds_with_registry_cache(objects):
+def containers(tmpl):
+    return {c["name"]: c for c in tmpl["containerSet"]["containers"]}
+
+
+def test_ci_builds_training_and_multiarch_serving_images(objects):
     wft = by_kind(objects, "WorkflowTemplate", "mnist-ci")
     assert wft["spec"]["serviceAccountName"] == "mnist-ci"
     params = {p["name"]: p for p in wft["spec"]["arguments"]["parameters"]}
@@ -81,28 +83,52 @@ def test_ci_clones_commit_and_builds_with_registry_cache(objects):
     checkout = template(wft, "checkout")["container"]
     assert checkout["image"] == images()["git"]
     assert env(checkout)["REPO_URL"] == "https://github.com/researchops-lab/mnist.git"
-    build = template(wft, "build")["container"]
-    assert build["image"] == images()["kaniko"]
-    args = build["args"]
+    steps = [[s["name"] for s in group] for group in template(wft, "ci")["steps"]]
+    assert steps == [["checkout"], ["build-train", "build-serve-amd64", "build-serve-arm64"],
+                     ["serving-manifest-list"], ["start-ct"]]
     repo = "harbor.lab.example.internal/mlops/mnist"
-    assert f"--destination={repo}:{{{{inputs.parameters.commit-sha}}}}" in args
-    assert f"--destination={repo}:{{{{inputs.parameters.version}}}}" in args
-    assert "--cache=true" in args
-    assert "--cache-repo=harbor.lab.example.internal/mlops-cache/mnist" in args
-    assert "--registry-certificate=harbor.lab.example.internal=/etc/researchops/ca/ca.crt" in args
-    volumes = {v["name"]: v for v in wft["spec"]["volumes"]}
-    assert volumes["docker-config"]["secret"] == {
-        "secretName": "harbor-ci-robot", "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}
-    assert volumes["platform-ca"]["configMap"]["name"] == "researchops-ca"
-    mounts = {m["name"]: m["mountPath"] for m in build["volumeMounts"]}
-    assert mounts["docker-config"] == "/kaniko/.docker"
+    for name, target, arch, destination in (
+            ("build-train", "train", "amd64", f"{repo}:{{{{inputs.parameters.commit-sha}}}}"),
+            ("build-serve-amd64", "serve", "amd64", f"{repo}-serve:{{{{inputs.parameters.commit-sha}}}}-amd64"),
+            ("build-serve-arm64", "serve", "arm64", f"{repo}-serve:{{{{inputs.parameters.commit-sha}}}}-arm64")):
+        build = template(wft, name)
+        assert build["nodeSelector"] == {"kubernetes.io/arch": arch}
+        parts = containers(build)
+        kaniko = parts["build"]
+        assert kaniko["image"] == images()["kaniko"] and kaniko["command"] == ["/kaniko/executor"]
+        for arg in (f"--target={target}", f"--custom-platform=linux/{arch}", f"--destination={destination}",
+                    "--no-push", "--tar-path=/work/image.tar",
+                    "--registry-certificate=harbor.lab.example.internal=/etc/researchops/ca/ca.crt"):
+            assert arg in kaniko["args"], (name, arg)
+        # Kaniko never sees the push credentials; crane (non-root) does.
+        assert "registry-push" not in {m["name"] for m in kaniko["volumeMounts"]}
+        pushers = [c for c in parts.values() if c["image"] == images()["crane"]]
+        assert pushers and all({"name": "registry-push", "mountPath": "/etc/registry-push", "readOnly": True}
+                               in c["volumeMounts"] for c in pushers)
+        assert ["push", "/work/image.tar", destination] in [c["args"] for c in pushers]
+        volumes = {v["name"]: v for v in build["volumes"]}
+        assert volumes["registry-push"]["secret"] == {
+            "secretName": "harbor-ci-robot", "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}
+        assert volumes["platform-ca"]["configMap"]["name"] == "researchops-ca"
+        assert "main" in parts
+    train_tags = [c["args"] for c in containers(template(wft, "build-train")).values() if c.get("args", [""])[0] == "tag"]
+    assert train_tags == [["tag", f"{repo}:{{{{inputs.parameters.commit-sha}}}}", "{{inputs.parameters.version}}"]]
+    index = containers(template(wft, "serving-manifest-list"))
+    assert index["index"]["args"] == [
+        "index", "append", "--tag", f"{repo}-serve:{{{{inputs.parameters.commit-sha}}}}",
+        "--manifest", f"{repo}-serve:{{{{inputs.parameters.commit-sha}}}}-amd64",
+        "--manifest", f"{repo}-serve:{{{{inputs.parameters.commit-sha}}}}-arm64"]
+    assert index["main"]["args"] == ["tag", f"{repo}-serve:{{{{inputs.parameters.commit-sha}}}}",
+                                     "{{inputs.parameters.version}}"]
 
 
-def test_ci_build_args():
+def test_ci_build_args_are_literal_for_the_kubelet():
     spec = example_spec()
-    spec["ci"]["build_args"] = [{"name": "PIP_INDEX_URL", "value": "https://pypi.example.org/simple"}]
-    build = template(by_kind(generate(spec), "WorkflowTemplate", "mnist-ci"), "build")["container"]
+    spec["ci"]["build_args"] = [{"name": "PIP_INDEX_URL", "value": "https://pypi.example.org/simple"},
+                                {"name": "PRICE", "value": "$(HOME) costs $$5"}]
+    build = containers(template(by_kind(generate(spec), "WorkflowTemplate", "mnist-ci"), "build-train"))["build"]
     assert "--build-arg=PIP_INDEX_URL=https://pypi.example.org/simple" in build["args"]
+    assert "--build-arg=PRICE=$$(HOME) costs $$$$5" in build["args"]
 
 
 @pytest.mark.parametrize("count", [1, 2])
@@ -112,35 +138,60 @@ def test_ct_trains_on_gpu_node(count):
     wft = by_kind(generate(spec), "WorkflowTemplate", "mnist-ct")
     terms = wft["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert terms["nodeSelectorTerms"] == [{"matchExpressions": [
+        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
         {"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]}]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in wft["spec"]["tolerations"]
     train = template(wft, "train")
     assert json.loads(train["podSpecPatch"]) == {"runtimeClassName": "nvidia"}
-    assert train["container"]["resources"]["limits"] == {"nvidia.com/gpu": str(count)}
+    assert train["container"]["resources"]["limits"] == {"nvidia.com/gpu": str(count), "memory": "2Gi"}
     assert train["container"]["image"] == "harbor.lab.example.internal/mlops/mnist:{{inputs.parameters.commit-sha}}"
     assert "--params" in train["container"]["command"]
     assert "/work/src/params.yaml" in train["container"]["command"]
     # only the training step asks for GPUs
     for other in wft["spec"]["templates"]:
         if other["name"] != "train" and "container" in other:
-            assert "limits" not in other["container"].get("resources", {})
+            assert "nvidia.com/gpu" not in other["container"].get("resources", {}).get("limits", {})
+
+
+@pytest.mark.parametrize("gpu", [None, {}, {"count": 0}])
+def test_ct_without_gpu_trains_on_cpu(gpu):
+    spec = example_spec()
+    if gpu is None:
+        del spec["ct"]["gpu"]
+    else:
+        spec["ct"]["gpu"] = gpu
+    spec["ct"]["architecture"] = "arm64"
+    spec["ci"]["serving_architectures"] = ["arm64"]
+    objs = generate(spec)
+    wft = by_kind(objs, "WorkflowTemplate", "mnist-ct")
+    terms = wft["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"] == [{"matchExpressions": [
+        {"key": "kubernetes.io/arch", "operator": "In", "values": ["arm64"]}]}]
+    assert "tolerations" not in wft["spec"]
+    train = template(wft, "train")
+    assert "podSpecPatch" not in train
+    assert "nvidia.com/gpu" not in json.dumps(train)
+    ci = by_kind(objs, "WorkflowTemplate", "mnist-ci")
+    assert template(ci, "build-train")["nodeSelector"] == {"kubernetes.io/arch": "arm64"}
 
 
 def test_ct_data_gate_and_lineage(objects):
     wft = by_kind(objects, "WorkflowTemplate", "mnist-ct")
     params = {p["name"]: p.get("value") for p in wft["spec"]["arguments"]["parameters"]}
-    assert params == {"revision": None, "ref": "", "data-version": "v1", "threshold": ""}
+    assert params == {"revision": None, "ref": "", "data-version": "v1", "threshold": "", "chain": "true"}
     fetch = template(wft, "fetch-data")["container"]
     assert env(fetch)["BUCKET"] == "datasets" and env(fetch)["DATASET"] == "mnist"
     assert fetch["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
-    evaluate = env(template(wft, "evaluate")["container"])
+    evaluate_script = template(wft, "evaluate")["script"]
+    assert evaluate_script["command"] == ["python"] and "def main(env)" in evaluate_script["source"]
+    evaluate = env(evaluate_script)
     assert evaluate["METRIC"] == "accuracy" and evaluate["SPEC_THRESHOLD"] == "0.9"
     assert evaluate["MODEL_URI"] == "s3://models/mnist/{{inputs.parameters.version}}"
     checkout = template(wft, "checkout")
     globals_ = {p["name"]: p.get("globalName") for p in checkout["outputs"]["parameters"]}
     assert globals_["version"] == "model-version"
     steps = [step[0]["name"] for step in template(wft, "ct")["steps"]]
-    assert steps == ["checkout", "fetch-data", "train", "evaluate", "store"]
+    assert steps == ["checkout", "fetch-data", "train", "evaluate", "store", "start-cd"]
 
 
 def test_cd_application_serves_off_gpu(objects):
@@ -169,25 +220,15 @@ def test_cd_workflow(objects):
     assert smoke["SMOKE_PATH"] == "/predict" and smoke["SERVICE"] == "mnist" and smoke["PORT"] == "8080"
 
 
-def test_sensors_chain_ci_ct_cd(objects):
-    wfts = {o["metadata"]["name"] for o in objects if o["kind"] == "WorkflowTemplate"}
-    sources = {o["metadata"]["name"]: o for o in objects if o["kind"] == "EventSource"}
-    chain = {}
-    for sensor in by_kind(objects, "Sensor"):
-        dep = sensor["spec"]["dependencies"][0]
-        assert dep["eventSourceName"] in sources
-        trigger = sensor["spec"]["triggers"][0]["template"]["argoWorkflow"]
-        assert trigger["operation"] == "submit"
-        ref = trigger["source"]["resource"]["spec"]["workflowTemplateRef"]["name"]
-        assert ref in wfts
-        chain[dep["eventName"]] = (ref, [p["src"]["dataKey"] for p in trigger["parameters"]])
-        assert sensor["spec"]["template"]["serviceAccountName"] == "mnist-sensor"
-    assert chain["push"] == ("mnist-ci", ["body.after", "body.ref"])
-    assert chain["ci-completed"][0] == "mnist-ct"
-    assert chain["ct-completed"] == ("mnist-cd", ['body.status.outputs.parameters.#(name=="model-version").value'])
-    for name in ("mnist-ct", "mnist-cd"):
-        data = by_kind(objects, "Sensor", name)["spec"]["dependencies"][0]["filters"]["data"]
-        assert data == [{"path": "body.status.phase", "type": "string", "value": ["^Succeeded$"]}]
+def test_sensor_starts_ci_only(objects):
+    sensor = by_kind(objects, "Sensor")
+    assert [o["metadata"]["name"] for o in sensor] == ["mnist-ci"]
+    trigger = sensor[0]["spec"]["triggers"][0]
+    argo = trigger["template"]["argoWorkflow"]
+    assert argo["operation"] == "submit"
+    assert argo["source"]["resource"]["spec"]["workflowTemplateRef"]["name"] == "mnist-ci"
+    assert [p["src"]["dataKey"] for p in argo["parameters"]] == ["body.after", "body.ref"]
+    assert trigger["atLeastOnce"] is True
 
 
 def test_ci_sensor_ref_filter():
@@ -211,20 +252,6 @@ def test_webhook_eventsource_requires_signature(objects):
     assert github["insecure"] is False
 
 
-def test_workflow_completion_eventsource(objects):
-    resource = by_kind(objects, "EventSource", "mnist-workflows")["spec"]["resource"]
-    for stage in ("ci", "ct"):
-        watch = resource[f"{stage}-completed"]
-        assert watch["eventTypes"] == ["ADD"] and watch["filter"]["afterStart"] is True
-        labels = {(s["key"], s["operation"], s["value"]) for s in watch["filter"]["labels"]}
-        assert ("researchops.io/stage", "==", stage) in labels
-        assert ("workflows.argoproj.io/completed", "==", "true") in labels
-        assert ("researchops.io/chain", "!=", "false") in labels
-    for wft in by_kind(objects, "WorkflowTemplate"):
-        stage = wft["metadata"]["labels"]["researchops.io/stage"]
-        assert wft["spec"]["workflowMetadata"]["labels"]["researchops.io/stage"] == stage
-
-
 def test_rbac_least_privilege(objects):
     roles = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["rules"] for o in objects if o["kind"] == "Role"}
     executor = {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
@@ -232,14 +259,14 @@ def test_rbac_least_privilege(objects):
     assert roles[("mlops-pipelines", "mnist-ct")] == [executor]
     assert roles[("argocd", "mnist-cd")] == [{"apiGroups": ["argoproj.io"], "resources": ["applications"],
                                                "resourceNames": ["mnist-serving"], "verbs": ["get", "patch"]}]
-    assert {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]} in \
+    assert {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "list"]} in \
         roles[("mlops-pipelines", "mnist-sensor")]
     for rules in roles.values():
         for rule in rules:
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
             assert "secrets" not in rule["resources"]
     sas = {o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount"}
-    assert sas == {f"mnist-{s}" for s in ("ci", "ct", "cd", "sensor", "eventsource")}
+    assert sas == {f"mnist-{s}" for s in ("ci", "ct", "cd", "chain", "sensor", "eventsource")}
     for binding in (o for o in objects if o["kind"] == "RoleBinding"):
         assert binding["subjects"][0]["name"] in sas
         assert (binding["metadata"]["namespace"], binding["roleRef"]["name"]) in roles
@@ -254,15 +281,15 @@ def test_pipeline_spec_fills_defaults():
     }
     spec = pipeline_spec([minimal])[0]
     assert spec["repo"]["branches"] == ["main"] and spec["repo"]["tags"] is True
-    assert spec["webhook"] == {"secret": {"name": "", "key": "secret"}}
-    assert spec["ct"]["gpu"] == {"count": 1}
+    assert spec["webhook"] == {"provider": "github", "secret": {"name": "", "key": "secret"}}
+    assert spec["ct"]["gpu"] == {"count": 0}
     assert spec["cd"]["smoke"]["path"] == "/predict"
     objects = pipeline_objects([minimal], platform=platform(), images=images())["iris"]
     github = by_kind(objects, "EventSource", "iris-github")["spec"]["github"]["push"]
     assert github["webhookSecret"]["name"] == "iris-webhook"
     assert github["repositories"] == [{"owner": "lab", "names": ["iris"]}]
     checkout = template(by_kind(objects, "WorkflowTemplate", "iris-ci"), "checkout")
-    assert checkout["volumes"][0]["secret"]["secretName"] == "iris-deploy-key"
+    assert checkout["volumes"][1]["secret"]["secretName"] == "iris-deploy-key"
     assert "GIT_SSH_COMMAND" in env(checkout["container"])
 
 
@@ -277,7 +304,7 @@ def test_subfolder_repo_paths():
     spec = example_spec()
     spec["repo"]["path"] = "models/mnist"
     objects = generate(spec)
-    build = template(by_kind(objects, "WorkflowTemplate", "mnist-ci"), "build")["container"]
+    build = containers(template(by_kind(objects, "WorkflowTemplate", "mnist-ci"), "build-serve-arm64"))["build"]
     assert "--context=dir:///work/src/models/mnist" in build["args"]
     assert "--dockerfile=/work/src/models/mnist/Dockerfile" in build["args"]
     assert by_kind(objects, "Application", "mnist-serving")["spec"]["source"]["path"] == "models/mnist/deploy"
@@ -286,10 +313,11 @@ def test_subfolder_repo_paths():
 def test_every_step_script_is_valid_shell(objects):
     for wft in by_kind(objects, "WorkflowTemplate"):
         for tmpl in wft["spec"]["templates"]:
-            command = tmpl.get("container", {}).get("command", [])
-            if command[:2] == ["/bin/sh", "-c"]:
-                result = subprocess.run(["sh", "-n", "-c", command[2]], capture_output=True, text=True, check=False)
-                assert result.returncode == 0, f"{wft['metadata']['name']}/{tmpl['name']}: {result.stderr}"
+            for container in [tmpl.get("container", {})] + tmpl.get("containerSet", {}).get("containers", []):
+                command = container.get("command", [])
+                if command[:2] == ["/bin/sh", "-c"]:
+                    result = subprocess.run(["sh", "-n", "-c", command[2]], capture_output=True, text=True, check=False)
+                    assert result.returncode == 0, f"{wft['metadata']['name']}/{tmpl['name']}: {result.stderr}"
 
 
 def _schema_paths(schema, prefix=""):
@@ -309,7 +337,7 @@ def test_docs_mention_every_schema_property():
 
 def test_filter_error_chains_cause():
     spec = example_spec()
-    spec["ct"]["gpu"]["count"] = 0
+    spec["ct"]["gpu"]["count"] = -1
     with pytest.raises(AnsibleFilterError) as caught:
         pipeline_objects([spec], platform=platform(), images=images())
     assert caught.value.__cause__ is not None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.ci import CHECKOUT_SCRIPT
-from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.ct import EVALUATE_SCRIPT
+from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.ct import GATE_SCRIPT
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -126,8 +126,10 @@ def _evaluate(tmp_path, value, params="threshold: 0.9\n", override="", extra=Non
                IMAGE="harbor/mlops/mnist:" + "a" * 40, WORKFLOW_NAME="mnist-ct-abcde", WORKFLOW_UID="uid-1",
                WORKFLOW_NAMESPACE="mlops-pipelines", CREATED_AT="2026-01-01T00:00:00Z", FAKE_VALUE=str(value))
     env.update(extra or {})
-    script = EVALUATE_SCRIPT.replace("/work/", f"{work}/")
-    result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, check=False)
+    env["WORK_DIR"] = str(work)
+    script = tmp_path / "gate.py"
+    script.write_text(GATE_SCRIPT)
+    result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, check=False)
     lineage = work / "lineage.json"
     return result, json.loads(lineage.read_text()) if lineage.exists() else None
 
@@ -170,3 +172,37 @@ def test_gate_passes_and_writes_lineage(tmp_path):
 def test_threshold_precedence(tmp_path, params, override, value, passes):
     result, _ = _evaluate(tmp_path, value, params=params, override=override)
     assert (result.returncode == 0) is passes, result.stderr
+
+
+@pytest.mark.parametrize("params, override", [
+    ("threshold: .nan\n", ""), ("threshold: nan\n", ""), ("threshold: .inf\n", ""), ("", "nan"), ("", "abc"),
+])
+def test_gate_refuses_a_non_finite_threshold(tmp_path, params, override):
+    """NaN compares false with everything: `value < nan` would let any model through."""
+    result, lineage = _evaluate(tmp_path, 0.1, params=params or "epochs: 1\n", override=override,
+                                extra={"FAKE_NEVER_FAILS": "1"})
+    assert result.returncode != 0 and lineage is None
+    assert "is not a number" in result.stderr or "is not a finite number" in result.stderr
+
+
+def test_gate_refuses_a_non_finite_metric(tmp_path):
+    result, lineage = _evaluate(tmp_path, float("nan"), extra={"FAKE_NEVER_FAILS": "1"})
+    assert result.returncode != 0 and lineage is None
+    assert "accuracy value nan is not a finite number" in result.stderr
+
+
+def test_gate_is_a_script_file_free_of_argo_and_kubelet_syntax():
+    """Argo substitutes {{...}} in a script template's source and the source travels in an
+    environment variable of the pod (kubelet $(VAR) expansion): the gate holds neither."""
+    assert "{{" not in GATE_SCRIPT and "$" not in GATE_SCRIPT
+    assert "python -c" not in GATE_SCRIPT
+
+
+def test_checkout_refuses_a_ref_that_is_not_a_plain_name(tmp_path, origin):
+    """Git allows '"' in branch names; the ref is spliced into the next stage's Workflow
+    manifest, so checkout refuses anything but letters, digits and _ . / -."""
+    _git(origin, "branch", 'we"ird')
+    head = _git(origin, "rev-parse", "HEAD")
+    result, _ = _checkout(tmp_path, origin, head, 'refs/heads/we"ird')
+    assert result.returncode != 0
+    assert "is not a plain ref name" in result.stderr

@@ -121,7 +121,8 @@ def test_custom_resource_metadata_is_checked_against_object_meta(with_crd):
 
 
 def test_unserved_and_unknown_crd_versions(with_crd):
-    assert errors(with_crd, dict(widget(), apiVersion="example.io/v1beta1")) == [("$.apiVersion", "example.io/v1beta1 of Widget is not served by its CRD (crd.yaml)")]
+    assert errors(with_crd, dict(widget(), apiVersion="example.io/v1beta1")) == [
+        ("$.apiVersion", "example.io/v1beta1 of Widget is not served by its CRD (crd.yaml)")]
     found = errors(with_crd, dict(widget(), apiVersion="example.io/v2"))
     assert found == [("$.apiVersion", "apiVersion example.io/v2 is not a version of the Widget CRD (has example.io/v1, example.io/v1beta1)")]
 
@@ -132,7 +133,8 @@ def test_schema_sources(validator, upstream):
                 "spec": {"entrypoint": "m", "templates": [{"name": "m", "container": {"image": "x", "ports": [{"containerPort": 80}]}}]}}
     app = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "a", "namespace": "argocd"},
            "spec": {"project": "default", "destination": {"namespace": "d", "server": "https://kubernetes.default.svc"}}}
-    bus = {"apiVersion": "argoproj.io/v1alpha1", "kind": "EventBus", "metadata": {"name": "default", "namespace": "d"}, "spec": {"jetstream": {"version": "2.10.10"}}}
+    bus = {"apiVersion": "argoproj.io/v1alpha1", "kind": "EventBus", "metadata": {"name": "default", "namespace": "d"},
+           "spec": {"jetstream": {"version": "2.10.10"}}}
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "d"}, "data": {"a": "b"}}
     for obj in (workflow, app, bus, cm):
         assert errors(validator, obj) == []

@@ -74,18 +74,9 @@ class FakeCluster:
     def invalidate(self):
         self.log("invalidate")
 
-    def list_metadata(self, resource, namespace):
+    def list_objects(self, resource, namespace):
         self.log("list", resource.kind, namespace)
-        found = {}
-        for (kind, ns, name), obj in self.store.items():
-            if kind == resource.kind and ns == namespace:
-                meta = obj["metadata"]
-                found[name] = {"hash": (meta.get("annotations") or {}).get(HASH_ANNOTATION), "resourceVersion": meta["resourceVersion"]}
-        return found
-
-    def get(self, resource, name, namespace):
-        self.log("get", resource.kind, namespace, name)
-        return copy.deepcopy(self.store.get((resource.kind, namespace, name)))
+        return {name: copy.deepcopy(obj) for (kind, ns, name), obj in self.store.items() if kind == resource.kind and ns == namespace}
 
     def apply(self, resource, body, namespace, field_manager, force_conflicts, dry_run):
         name = body["metadata"]["name"]
@@ -95,7 +86,7 @@ class FakeCluster:
         key = (resource.kind, namespace, name)
         with self.lock:
             old = self.store.get(key)
-            new = copy.deepcopy(body)
+            new = self.stored_form(copy.deepcopy(body))
             if old is not None:
                 same = {k: v for k, v in old.items()} == dict(new, metadata=dict(new["metadata"], resourceVersion=old["metadata"]["resourceVersion"]))
                 new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"] if same else str(self._next())
@@ -114,6 +105,14 @@ class FakeCluster:
         if (kind, name) in self.not_ready:
             return False, "not ready, status {}"
         return True, "ready"
+
+    @staticmethod
+    def stored_form(body):
+        """What the API server stores: here, a number given for a string field is a string."""
+        limits = ((body.get("spec") or {}).get("limits")) or {}
+        for key, value in limits.items():
+            limits[key] = "1Gi" if value == "1024Mi" else str(value)
+        return body
 
     def _next(self):
         self.version += 1
@@ -161,8 +160,8 @@ def test_crds_and_namespaces_first_then_established_then_the_rest():
     assert cluster.calls_of("wait")[0][4] == json.dumps({"status": "True", "type": "Established"}, sort_keys=True)
     assert sequence[3] == ("invalidate", None)
     assert {kind for action, kind in sequence[4:]} == {"Deployment", "Widget", "ConfigMap", "ClusterRole"}
-    assert sorted(r["action"] for r in result["results"]) == ["created"] * 6
-    assert result["skipped"] == []
+    assert sorted(r["action"] for r in result["objects"]) == ["created"] * 6
+    assert result["unchanged"] == []
 
 
 def test_every_request_is_server_side_apply_with_field_manager_and_hash():
@@ -188,13 +187,12 @@ def test_no_change_rerun_sends_nothing_and_lists_once_per_type_and_namespace():
     result = run(cluster)
     assert result["changed"] is False
     assert cluster.calls_of("apply") == []
-    assert cluster.calls_of("get") == []
     lists = cluster.calls_of("list")
     assert sorted((kind, ns) for _, kind, ns in lists) == sorted(
         [("CustomResourceDefinition", None), ("Namespace", None), ("Deployment", "demo"), ("Widget", "demo"), ("ConfigMap", "demo"), ("ClusterRole", None)]
     )
-    assert len(result["skipped"]) == 6
-    assert "ConfigMap demo/settings" in result["skipped"]
+    assert len(result["unchanged"]) == 6
+    assert "ConfigMap demo/settings" in result["unchanged"]
 
 
 def test_changed_object_is_applied_alone_and_reported_updated():
@@ -206,9 +204,10 @@ def test_changed_object_is_applied_alone_and_reported_updated():
     result = run(cluster, objs)
     assert result["changed"] is True
     assert [call[3] for call in cluster.calls_of("apply")] == ["settings"]
-    assert [r for r in result["results"] if r["action"] != "skipped"] == [
-        {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "demo", "name": "settings", "action": "updated"}
+    assert [r for r in result["objects"] if r["action"] != "unchanged"] == [
+        {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "demo", "name": "settings", "action": "updated", "drifted": False, "fields": ["data.a"]}
     ]
+    assert result["applied"] == ["ConfigMap demo/settings"] and result["drifted"] == []
     assert cluster.store[("ConfigMap", "demo", "settings")]["data"] == {"a": "2"}
 
 
@@ -218,7 +217,7 @@ def test_noop_apply_without_skipping_is_not_a_change():
     result = run(cluster, skip_unchanged=False)
     assert len(cluster.calls_of("apply")) == 12
     assert result["changed"] is False
-    assert {r["action"] for r in result["results"]} == {"unchanged"}
+    assert {r["action"] for r in result["objects"]} == {"unchanged"}
 
 
 def test_check_mode_dry_runs_and_stores_nothing():
@@ -230,7 +229,7 @@ def test_check_mode_dry_runs_and_stores_nothing():
     assert all(call[6] is True for call in sent)
     # the Widget CRD is not created in check mode: the Widget is reported without a request
     assert "Widget" not in {call[1] for call in sent}
-    assert {r["name"]: r["action"] for r in result["results"]}["w1"] == "created"
+    assert {r["name"]: r["action"] for r in result["objects"]}["w1"] == "created"
     assert cluster.calls_of("wait") == []
 
 
@@ -334,25 +333,25 @@ def test_diff_hides_secret_values():
     assert "<hidden>" in result["diff"][0]["after"]
 
 
-def test_api_adapter_uses_server_side_apply_and_metadata_lists():
+def test_api_adapter_uses_server_side_apply_and_full_lists_as_raw_json():
     client = mock.MagicMock()
     resource = FakeResource("v1", "ConfigMap", True)
-    client.client.server_side_apply.return_value = {"metadata": {"resourceVersion": "7"}}
+    client.client.server_side_apply.return_value = mock.Mock(data=b'{"metadata": {"resourceVersion": "7"}}')
     pages = [
-        {"items": [{"metadata": {"name": "a", "resourceVersion": "1", "annotations": {HASH_ANNOTATION: "h"}}}], "metadata": {"continue": "next"}},
+        {"items": [{"metadata": {"name": "a", "resourceVersion": "1"}, "data": {"k": "v"}}], "metadata": {"continue": "next"}},
         {"items": [{"metadata": {"name": "b", "resourceVersion": "2"}}], "metadata": {}},
     ]
-    client.client.request.side_effect = pages
+    client.client.request.side_effect = [mock.Mock(data=json.dumps(page).encode()) for page in pages]
     adapter = ApiAdapter(client)
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "demo"}}
-    adapter.apply(resource, body, "demo", field_manager="researchops", force_conflicts=True, dry_run=True)
+    assert adapter.apply(resource, body, "demo", field_manager="researchops", force_conflicts=True, dry_run=True) == {"metadata": {"resourceVersion": "7"}}
     client.client.server_side_apply.assert_called_once_with(
-        resource, body=body, namespace="demo", field_manager="researchops", force_conflicts=True, dry_run="All"
+        resource, body=body, namespace="demo", serialize=False, field_manager="researchops", force_conflicts=True, dry_run="All"
     )
-    listed = adapter.list_metadata(resource, "demo")
-    assert listed == {"a": {"hash": "h", "resourceVersion": "1"}, "b": {"hash": None, "resourceVersion": "2"}}
+    listed = adapter.list_objects(resource, "demo")
+    assert listed == {"a": pages[0]["items"][0], "b": pages[1]["items"][0]}
     first, second = client.client.request.call_args_list
-    assert first.kwargs["header_params"]["Accept"].startswith("application/json;as=PartialObjectMetadataList")
+    assert first.kwargs["serialize"] is False and first.kwargs["limit"] == 500
     assert first.kwargs["_continue"] is None and second.kwargs["_continue"] == "next"
 
 
@@ -368,3 +367,120 @@ def test_api_adapter_rediscovers_once_then_reports_unknown():
 
 def test_api_message_falls_back_to_the_exception_text():
     assert apply_utils.api_message(ValueError("boom\nmore")) == "boom"
+
+
+# ---------------------------------------------------------------- drift correction
+def test_drift_in_a_field_the_sink_sends_is_restored_and_reported():
+    cluster = FakeCluster()
+    run(cluster)
+    cluster.store[("ConfigMap", "demo", "settings")]["data"]["a"] = "edited"
+    cluster.store[("Deployment", "demo", "web")]["spec"]["replicas"] = 5
+    cluster.calls.clear()
+    result = run(cluster)
+    assert result["changed"] is True
+    assert sorted(call[3] for call in cluster.calls_of("apply")) == ["settings", "web"]
+    assert sorted(result["drifted"]) == ["ConfigMap demo/settings", "Deployment demo/web"]
+    by_name = {r["name"]: r for r in result["objects"]}
+    assert by_name["settings"]["fields"] == ["data.a"] and by_name["web"]["fields"] == ["spec.replicas"]
+    assert cluster.store[("ConfigMap", "demo", "settings")]["data"] == {"a": "1"}
+    assert cluster.store[("Deployment", "demo", "web")]["spec"]["replicas"] == 1
+
+
+def test_removed_label_and_deleted_object_are_restored():
+    cluster = FakeCluster()
+    objs = objects()
+    objs[2]["metadata"]["labels"] = {"app": "demo"}
+    run(cluster, objs)
+    del cluster.store[("ConfigMap", "demo", "settings")]["metadata"]["labels"]
+    del cluster.store[("ClusterRole", None, "reader")]
+    result = run(cluster, objs)
+    actions = {r["name"]: r["action"] for r in result["objects"] if r["action"] != "unchanged"}
+    assert actions == {"settings": "updated", "reader": "created"}
+    assert result["drifted"] == ["ConfigMap demo/settings"]
+    assert {r["name"]: r.get("fields") for r in result["objects"]}["settings"] == ["metadata.labels"]
+
+
+def test_fields_only_the_live_object_has_are_not_drift():
+    cluster = FakeCluster()
+    run(cluster)
+    live = cluster.store[("Deployment", "demo", "web")]
+    live["spec"]["strategy"] = {"type": "RollingUpdate"}
+    live["metadata"]["labels"] = {"added-by": "someone-else"}
+    live["status"] = {"replicas": 0}
+    cluster.calls.clear()
+    result = run(cluster)
+    assert result["changed"] is False and cluster.calls_of("apply") == []
+
+
+def test_a_suspected_difference_the_server_does_not_store_is_unchanged():
+    """cpu: 1 is stored as "1" (matched without a request); memory: 1024Mi stored as 1Gi
+    is sent, and the unchanged resourceVersion says it was no change."""
+    cluster = FakeCluster()
+    widget = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "q", "namespace": "demo"}, "spec": {"limits": {"cpu": 1}}}
+    run(cluster, [widget])
+    assert cluster.store[("Deployment", "demo", "q")]["spec"]["limits"] == {"cpu": "1"}
+    cluster.calls.clear()
+    assert run(cluster, [widget])["changed"] is False
+    assert cluster.calls_of("apply") == []
+    widget["spec"]["limits"]["memory"] = "1024Mi"
+    assert run(cluster, [widget])["changed"] is True
+    cluster.calls.clear()
+    result = run(cluster, [widget])
+    assert len(cluster.calls_of("apply")) == 1
+    assert result["changed"] is False and result["unchanged"] == ["Deployment demo/q"]
+
+
+def test_secret_string_data_is_compared_with_the_stored_base64():
+    cluster = FakeCluster()
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token", "namespace": "demo"}, "stringData": {"token": "s3cr3t"}}
+    run(cluster, [secret])
+    stored = cluster.store[("Secret", "demo", "token")]
+    stored["data"] = {"token": "czNjcjN0"}
+    del stored["stringData"]
+    cluster.calls.clear()
+    assert run(cluster, [secret])["changed"] is False
+    assert cluster.calls_of("apply") == []
+    stored["data"] = {"token": "ZWRpdGVk"}
+    result = run(cluster, [secret])
+    assert result["drifted"] == ["Secret demo/token"]
+    assert "ZWRpdGVk" not in json.dumps(result) and "s3cr3t" not in json.dumps(result)
+
+
+def test_check_mode_with_drift_names_the_fields_and_writes_nothing():
+    cluster = FakeCluster()
+    run(cluster)
+    cluster.store[("ConfigMap", "demo", "settings")]["data"]["a"] = "edited"
+    before = copy.deepcopy(cluster.store)
+    cluster.calls.clear()
+    result = run(cluster, check_mode=True, diff=True)
+    assert result["changed"] is True
+    assert cluster.store == before
+    assert all(call[6] is True for call in cluster.calls_of("apply"))
+    assert result["drifted"] == ["ConfigMap demo/settings"]
+    assert {r["name"]: r.get("fields") for r in result["objects"]}["settings"] == ["data.a"]
+    (entry,) = result["diff"]
+    assert '"a": "edited"' in entry["before"] and '"a": "1"' in entry["after"]
+
+
+def test_without_skipping_every_object_is_sent():
+    cluster = FakeCluster()
+    run(cluster)
+    cluster.calls.clear()
+    result = run(cluster, skip_unchanged=False)
+    assert len(cluster.calls_of("apply")) == 6 and result["changed"] is False
+
+
+def test_differences_paths():
+    diff = apply_utils.differences
+    assert diff({"a": {"b": [1, {"c": 2}]}, "e": {}}, {"a": {"b": [1, {"c": 3, "z": 1}]}}) == ["a.b[1].c"]
+    assert diff({"a": [1, 2]}, {"a": [1]}) == ["a"]
+    assert diff({"a": 1}, {"a": "1"}) == [] and diff({"a": True}, {"a": "True"}) == ["a"]
+    assert diff({"a": "x"}, {}) == ["a"] and diff({"a": None}, {}) == []
+
+
+def test_an_object_being_deleted_is_never_reported_unchanged():
+    cluster = FakeCluster()
+    run(cluster)
+    cluster.store[("ClusterRole", None, "reader")]["metadata"]["deletionTimestamp"] = "2026-11-30T13:00:00Z"
+    with pytest.raises(ApplyError, match=r"ClusterRole reader \(rbac.authorization.k8s.io/v1\): is being deleted"):
+        run(cluster)

@@ -1,0 +1,82 @@
+"""What k3s and the platform's controllers would do, done by hand for a site.yml apply
+on a bare control plane: k3s's Traefik (Deployment + IngressClass, checked by the ingress
+role) and cert-manager issuing the lab CA (Certificate Ready + its Secret, waited for by
+the cert_manager role)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+
+# site.yml -e ...: apply to the control plane, no roll-out waits (no Pod ever runs).
+WAITS_OFF = [
+    f"{role}_wait=false"
+    for role in (
+        "argo_events", "argo_workflows", "argocd", "cert_manager", "harbor", "ingress",
+        "nvidia_device_plugin", "object_storage", "postgresql", "storage", "pipelines",
+    )
+]
+
+TRAEFIK = [
+    {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "traefik"}, "spec": {"controller": "traefik.io/ingress-controller"}},
+    {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "traefik", "namespace": "kube-system"},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "traefik"}},
+            "template": {"metadata": {"labels": {"app": "traefik"}}, "spec": {"containers": [{"name": "traefik", "image": "traefik:v3"}]}},
+        },
+    },
+]
+
+
+def node(name, labels=None):
+    """A registered Node without a kubelet (the local inventory's example nodes)."""
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": dict(labels or {}, **{"kubernetes.io/hostname": name})}}
+
+
+def k3s_stand_ins(kubectl, nodes=("gpu-h100-01", "cpu-01")):
+    objects = TRAEFIK + [node(name) for name in nodes]
+    kubectl("apply", "--server-side", "--field-manager=k3s", "-f", "-", input="\n---\n".join(json.dumps(obj) for obj in objects))
+    kubectl("wait", "-n", "kube-system", "deploy/traefik", "--for=condition=Available", "--timeout=60s")
+
+
+def set_condition(kubectl, kind, name, namespace, condition, status="True"):
+    patch = {"status": {"conditions": [{"type": condition, "status": status, "reason": "SetByTest", "message": "set by the cluster test",
+                                        "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]}}
+    kubectl("patch", kind, name, "-n", namespace, "--subresource=status", "--type=merge", "-p", json.dumps(patch))
+
+
+class CertManagerStandIn(threading.Thread):
+    """Issues the lab CA as soon as its Certificate exists (what cert-manager would do)."""
+
+    def __init__(self, kubectl, namespace="cert-manager", name="researchops-ca"):
+        super().__init__(daemon=True)
+        self.kubectl, self.namespace, self.name = kubectl, namespace, name
+        self.done = threading.Event()
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            found = self.kubectl("get", "certificate", self.name, "-n", self.namespace, "-o", "json", check=False)
+            if found.returncode == 0 and any(c.get("type") == "Ready" for c in json.loads(found.stdout).get("status", {}).get("conditions") or []):
+                self.done.set()
+                return
+            if found.returncode == 0:
+                pem = "-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n"
+                secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                          "metadata": {"name": self.name, "namespace": self.namespace},
+                          "data": {key: base64.b64encode(pem.encode()).decode() for key in ("ca.crt", "tls.crt", "tls.key")}}
+                self.kubectl("apply", "--server-side", "--field-manager=cert-manager", "-f", "-", input=json.dumps(secret))
+                set_condition(self.kubectl, "certificate", self.name, self.namespace, "Ready")
+                self.done.set()
+                return
+            time.sleep(1)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(timeout=10)

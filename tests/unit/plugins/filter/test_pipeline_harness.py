@@ -1,0 +1,150 @@
+"""The generated RBAC and the chain step against a real kube-apiserver (the shared
+kube-harness: etcd + kube-apiserver v1.36, RBAC on; no kubelet, so no pod runs).
+
+- The chain step's exact command, as argo-workflows v4.1.2 workflow/executor/resource.go
+  getKubectlArguments builds it (`kubectl apply -f <manifest> -o json`), run under the
+  generated `<name>-chain` ServiceAccount: the first run creates the next stage's Workflow,
+  a retry after the controller labelled it creates nothing and needs no other verb.
+- `kubectl auth can-i` for every verb the upstream code calls (test_pipeline_upstream.py
+  lists them with their sources) and for Secrets, which no account may read.
+Skipped when the harness archive is not there (it lives outside the repository)."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeline_objects
+
+from pipeline_fixtures import REPO_ROOT, example_spec, images, platform
+
+ARCHIVE = Path(os.environ.get("KUBE_HARNESS_ARCHIVE", REPO_ROOT.parent / "shared" / "kube-harness" / "kube-harness.tar.xz"))
+NS = "mlops-pipelines"
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory, upstream):
+    if not ARCHIVE.is_file():
+        pytest.skip(f"kube-harness archive not found at {ARCHIVE}")
+    root = tmp_path_factory.mktemp("harness")
+    with tarfile.open(ARCHIVE) as archive:
+        archive.extractall(root, filter="data")
+    home = root / "kube-harness"
+    env = dict(os.environ, HARNESS_STATE=str(root / "state"), HARNESS_NO_KCM="1",
+               HARNESS_APISERVER_PORT=str(_free_port()), HARNESS_ETCD_PORT=str(_free_port()),
+               HARNESS_ETCD_PEER_PORT=str(_free_port()), HARNESS_KCM_PORT=str(_free_port()))
+    subprocess.run([str(home / "start.sh")], env=env, check=True, capture_output=True, timeout=300)
+    env["KUBECONFIG"] = str(root / "state" / "kubeconfig")
+
+    def kubectl(*args, stdin=None, check=True):
+        result = subprocess.run([str(home / "bin" / "kubectl"), *args], env=env, input=stdin,
+                                capture_output=True, text=True, timeout=120)
+        if check:
+            assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+        return result
+
+    try:
+        crds = upstream / "argo-workflows/v4.1.2/crds-full"
+        for name in ("argoproj.io_workflows.yaml", "argoproj.io_workflowtemplates.yaml",
+                     "argoproj.io_workflowtaskresults.yaml"):
+            kubectl("apply", "--server-side", "-f", str(crds / name))
+        for doc in yaml.safe_load_all((upstream / "argo-cd/v3.5.1/install.yaml").read_text(encoding="utf-8")):
+            if doc and doc.get("kind") == "CustomResourceDefinition" and doc["spec"]["names"]["kind"] == "Application":
+                kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(doc))
+        kubectl("wait", "--for=condition=Established", "crd/workflows.argoproj.io", "crd/applications.argoproj.io",
+                "--timeout=60s")
+        for namespace in (NS, "argocd"):
+            kubectl("create", "namespace", namespace)
+        objects = pipeline_objects([example_spec()], platform=platform(), images=images())["mnist"]
+        rbac = [o for o in objects if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+        kubectl("apply", "--server-side", "-f", "-", stdin="\n---\n".join(json.dumps(o) for o in rbac))
+        yield kubectl, objects
+    finally:
+        subprocess.run([str(home / "stop.sh"), "--wipe"], env=env, capture_output=True, timeout=120, check=False)
+
+
+def _account(name):
+    return f"--as=system:serviceaccount:{NS}:{name}"
+
+
+def _chain_manifest(objects, stage, following, values):
+    wft = next(o for o in objects if o["kind"] == "WorkflowTemplate" and o["metadata"]["name"] == f"mnist-{stage}")
+    start = next(t for t in wft["spec"]["templates"] if t["name"] == f"start-{following}")
+    text = start["resource"]["manifest"].replace("{{workflow.name}}", values.pop("workflow.name"))
+    for name, value in values.items():
+        text = text.replace("{{inputs.parameters.%s}}" % name, value)
+    assert "{{" not in text
+    return text
+
+
+@pytest.mark.parametrize("stage, following, values", [
+    ("ci", "ct", {"workflow.name": "mnist-ci-abcde", "revision": "a" * 40, "ref": "refs/tags/v1.2.0"}),
+    ("ct", "cd", {"workflow.name": "mnist-ct-fghij", "model-version": "v1.2.0"}),
+])
+def test_chain_step_creates_the_next_workflow_once(kube, tmp_path, stage, following, values):
+    kubectl, objects = kube
+    name = f"{values['workflow.name']}-{following}"
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(_chain_manifest(objects, stage, following, dict(values)))
+    first = kubectl("apply", "-f", str(manifest), "-o", "json", _account("mnist-chain"))
+    created = json.loads(first.stdout)
+    assert created["metadata"]["name"] == name
+    assert created["spec"]["workflowTemplateRef"] == {"name": f"mnist-{following}"}
+    # The workflow controller labels and updates the Workflow meanwhile.
+    kubectl("-n", NS, "label", "workflow", name, "workflows.argoproj.io/phase=Running")
+    # A retried chain step: same command, same account, nothing new.
+    again = kubectl("apply", "-f", str(manifest), "-o", "json", _account("mnist-chain"))
+    assert json.loads(again.stdout)["metadata"]["uid"] == created["metadata"]["uid"]
+    listed = json.loads(kubectl("-n", NS, "get", "workflows", "-o", "json").stdout)["items"]
+    assert [w["metadata"]["name"] for w in listed].count(name) == 1
+
+
+def test_a_chain_step_of_another_account_is_forbidden(kube, tmp_path):
+    kubectl, objects = kube
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(_chain_manifest(objects, "ci", "ct", {"workflow.name": "mnist-ci-zzzzz", "revision": "b" * 40,
+                                                               "ref": "refs/heads/main"}))
+    for account in ("mnist-ci", "mnist-ct", "mnist-eventsource"):
+        result = kubectl("apply", "-f", str(manifest), _account(account), check=False)
+        assert result.returncode != 0 and "forbidden" in result.stderr.lower(), account
+
+
+CAN = {
+    "mnist-sensor": [("create", "workflows.argoproj.io"), ("list", "workflows.argoproj.io"),
+                     ("get", "workflowtemplates.argoproj.io")],
+    "mnist-chain": [("get", "workflows.argoproj.io"), ("create", "workflows.argoproj.io"),
+                    ("create", "workflowtaskresults.argoproj.io"), ("patch", "workflowtaskresults.argoproj.io")],
+    "mnist-ci": [("create", "workflowtaskresults.argoproj.io"), ("patch", "workflowtaskresults.argoproj.io")],
+    "mnist-cd": [("watch", "deployments.apps"), ("list", "deployments.apps")],
+}
+CANNOT = [("get", "secrets"), ("list", "secrets"), ("delete", "workflows.argoproj.io"),
+          ("update", "workflows.argoproj.io"), ("create", "pods"), ("create", "rolebindings.rbac.authorization.k8s.io")]
+
+
+@pytest.mark.parametrize("account", ["mnist-ci", "mnist-ct", "mnist-cd", "mnist-chain", "mnist-sensor", "mnist-eventsource"])
+def test_api_server_grants_exactly_what_upstream_calls(kube, account):
+    kubectl, _ = kube
+    for verb, resource in CAN.get(account, []):
+        assert kubectl("auth", "can-i", "-n", NS, verb, resource, _account(account), check=False).stdout.strip() == "yes", \
+            (account, verb, resource)
+    for verb, resource in CANNOT:
+        assert kubectl("auth", "can-i", "-n", NS, verb, resource, _account(account), check=False).stdout.strip() == "no", \
+            (account, verb, resource)
+    patch_app = kubectl("auth", "can-i", "-n", "argocd", "patch", "applications.argoproj.io/mnist-serving",
+                        _account(account), check=False).stdout.strip()
+    assert patch_app == ("yes" if account == "mnist-cd" else "no")
+    other_app = kubectl("auth", "can-i", "-n", "argocd", "patch", "applications.argoproj.io/other-serving",
+                        _account(account), check=False).stdout.strip()
+    assert other_app == "no"
