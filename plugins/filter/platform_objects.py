@@ -30,6 +30,7 @@ _HOST = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*
 _PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _SYNC_OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9]*=\S+$")
 # An exact chart version: SemVer 2 with an optional leading "v"; no ranges or wildcards.
 _CHART_VERSION = re.compile(
@@ -95,8 +96,10 @@ def _plain(filter_name, field, value):
 
 def argocd_helm_app(name, repo_url=None, chart=None, version=None, namespace=None, values=None,
                     argocd_namespace="argocd", project="default", sync_options=DEFAULT_SYNC_OPTIONS,
-                    release_name=None, ignore_differences=(), labels=None):
-    """Return an Argo CD Application installing `chart` at `version` into `namespace`."""
+                    release_name=None, ignore_differences=(), labels=None, path=None, commit=None):
+    """Return an Argo CD Application installing `chart` at `version` into `namespace`
+    (from a Helm repository), or the chart folder `path` of Git repository `repo_url` at
+    `commit` (an immutable source: a commit cannot move like a branch or a tag)."""
     filt = "argocd_helm_app"
     _name(filt, "name", name, _DNS_LABEL, 63)
     for field, value in (("repo_url", repo_url), ("chart", chart), ("version", version), ("namespace", namespace)):
@@ -109,6 +112,14 @@ def argocd_helm_app(name, repo_url=None, chart=None, version=None, namespace=Non
     version = _text(filt, "version", str(version) if isinstance(version, (int, float)) and not isinstance(version, bool) else version)
     if not _CHART_VERSION.match(version):
         _fail(filt, f"version {version!r} must be an exact chart version (SemVer like 1.18.2), not a range or latest")
+    if (path is None) != (commit is None):
+        _fail(filt, "path and commit go together (a chart folder of a Git repository at a commit)")
+    if path is not None:
+        path = _text(filt, "path", path)
+        if path.startswith("/") or ".." in path.split("/"):
+            _fail(filt, f"path {path!r} must be a relative folder of the repository")
+        if not isinstance(commit, str) or not _COMMIT.match(commit):
+            _fail(filt, f"commit {commit!r} must be a full 40-hex Git commit id (branches and tags move)")
     _name(filt, "namespace", namespace)
     _name(filt, "argocd_namespace", argocd_namespace)
     _name(filt, "project", project, _DNS_SUBDOMAIN, 253)
@@ -133,14 +144,12 @@ def argocd_helm_app(name, repo_url=None, chart=None, version=None, namespace=Non
     helm = {"releaseName": release_name or name}
     if values:
         helm["valuesObject"] = values
+    source = {"repoURL": repo_url, "chart": chart, "targetRevision": version, "helm": helm}
+    if path is not None:
+        source = {"repoURL": repo_url, "path": path, "targetRevision": commit, "helm": helm}
     spec = {
         "project": project,
-        "source": {
-            "repoURL": repo_url,
-            "chart": chart,
-            "targetRevision": version,
-            "helm": helm,
-        },
+        "source": source,
         "destination": {"server": IN_CLUSTER, "namespace": namespace},
         "syncPolicy": {
             "automated": {"prune": True, "selfHeal": True},

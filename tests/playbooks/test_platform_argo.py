@@ -150,7 +150,11 @@ def test_argocd(rendered):
     repos = {o["stringData"]["url"]: o for o in objects if o["kind"] == "Secret"
              and o["metadata"].get("labels", {}).get("argocd.argoproj.io/secret-type") == "repository"}
     assert set(repos) == {"https://charts.jetstack.io", "https://helm.goharbor.io",
-                          "https://raw.githubusercontent.com/kubernetes-csi/csi-driver-nfs/master/charts"}
+                          "https://github.com/kubernetes-csi/csi-driver-nfs.git"}
+    assert repos["https://github.com/kubernetes-csi/csi-driver-nfs.git"]["stringData"]["type"] == "git"
+    platform = find(objects, "AppProject", "mlops-platform")
+    assert sorted(platform["spec"]["sourceRepos"]) == sorted(repos)
+    assert {d["namespace"] for d in platform["spec"]["destinations"]} == {"cert-manager", "harbor", "kube-system"}
     assert all(set(r["stringData"]) == {"name", "url", "type"} for r in repos.values())
 
 
@@ -187,10 +191,18 @@ def test_argo_workflows_rbac(rendered):
     assert {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]} in role["rules"]
     binding = find(objects, "RoleBinding", "argo-workflow-executor")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "workflow-executor", "namespace": "mlops-pipelines"}]
-    token = find(objects, "Secret", "argo-ui-admin.service-account-token")
-    assert token["type"] == "kubernetes.io/service-account-token"
-    assert token["metadata"]["annotations"] == {"kubernetes.io/service-account.name": "argo-ui-admin"}
-    assert "data" not in token and "stringData" not in token
+    # People: namespace-scoped Roles and token-login accounts, no standing token Secret,
+    # nothing cluster-wide (issue 9).
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    assert not [o for o in objects if o["metadata"]["name"].startswith("argo-ui") and o["kind"].startswith("Cluster")]
+    for account, role in (("argo-ui-submitter", "argo-workflows-submit"), ("argo-ui-viewer", "argo-workflows-view")):
+        binding = find(objects, "RoleBinding", account)
+        assert binding["metadata"]["namespace"] == "mlops-pipelines"
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role}
+    view = find(objects, "Role", "argo-workflows-view")
+    assert {verb for rule in view["rules"] for verb in rule["verbs"]} == {"get", "list", "watch"}
+    assert not [rule for rule in view["rules"] + find(objects, "Role", "argo-workflows-submit")["rules"]
+                if "secrets" in rule["resources"]]
 
 
 def test_argo_events_eventbus(rendered):

@@ -53,8 +53,12 @@ def renders(tmp_path_factory, repo_root, ansible_env):
 
 
 @pytest.fixture(scope="session")
-def render_tree(renders) -> Path:
-    return renders[0]
+def render_tree(request) -> Path:
+    """The first render; MLOPS_RENDER_TREE=<folder> reuses a tree rendered before (while
+    developing a test: the suite then renders nothing for the tests that need one tree)."""
+    if os.environ.get("MLOPS_RENDER_TREE"):
+        return Path(os.environ["MLOPS_RENDER_TREE"])
+    return request.getfixturevalue("renders")[0]
 
 
 @pytest.fixture(scope="session")

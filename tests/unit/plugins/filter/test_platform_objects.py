@@ -123,6 +123,31 @@ def test_helm_application_options(application_schema):
     assert app["spec"]["ignoreDifferences"][0]["kind"] == "ValidatingWebhookConfiguration"
 
 
+def test_chart_from_a_git_commit(application_schema):
+    app = argocd_helm_app("csi-driver-nfs", repo_url="https://github.com/kubernetes-csi/csi-driver-nfs.git",
+                          chart="csi-driver-nfs", version="4.12.1", namespace="kube-system",
+                          path="charts/v4.12.1/csi-driver-nfs", commit="c220ebec63f171bb2e56b3112f9756e1164e47b2",
+                          project="mlops-platform")
+    assert_valid_application(app, application_schema)
+    assert app["spec"]["source"] == {"repoURL": "https://github.com/kubernetes-csi/csi-driver-nfs.git",
+                                     "path": "charts/v4.12.1/csi-driver-nfs",
+                                     "targetRevision": "c220ebec63f171bb2e56b3112f9756e1164e47b2",
+                                     "helm": {"releaseName": "csi-driver-nfs"}}
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"path": "charts/x"}, "path and commit go together"),
+    ({"commit": "c220ebec63f171bb2e56b3112f9756e1164e47b2"}, "path and commit go together"),
+    ({"path": "charts/x", "commit": "master"}, "must be a full 40-hex Git commit"),
+    ({"path": "charts/x", "commit": "v4.12.1"}, "must be a full 40-hex Git commit"),
+    ({"path": "/charts/x", "commit": "c220ebec63f171bb2e56b3112f9756e1164e47b2"}, "relative folder"),
+    ({"path": "../x", "commit": "c220ebec63f171bb2e56b3112f9756e1164e47b2"}, "relative folder"),
+])
+def test_git_source_errors(extra, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        argocd_helm_app("x", **APP_ARGS, **extra)
+
+
 def test_helm_application_is_deterministic():
     assert argocd_helm_app("harbor", values={"b": 1, "a": 2}, **APP_ARGS) == \
         argocd_helm_app("harbor", values={"a": 2, "b": 1}, **APP_ARGS)

@@ -1,0 +1,509 @@
+"""Security layer over the render of the embedded default inventory (issue 9): RBAC
+(nobody outside a namespace reads its Secrets, no wildcard in our own Roles), Pod
+Security (every namespace labelled, every pod template restricted or excepted with a
+reason, seccomp RuntimeDefault everywhere), NetworkPolicies (default deny per namespace,
+the documented flows allowed and the dangerous ones denied), supply chain (images by
+digest, charts from immutable sources, platform Applications in their own AppProject)
+and exposure (nothing reachable but through the Ingresses).
+
+Every exception comes from the table "Exceptions" of docs/security.md (one place, with
+its reason); an exception that matches nothing fails too, so the list stays honest."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+import security_checks as sec
+
+pytestmark = pytest.mark.slow
+
+PSA = "pod-security.kubernetes.io/"
+LEVELS = ("restricted", "baseline", "privileged")
+SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "default"}
+# The ingress controller of k3s: Traefik in kube-system (k3s manifests/traefik.yaml,
+# chart labels app.kubernetes.io/name=traefik).
+TRAEFIK = {"namespace": "kube-system", "labels": {"app.kubernetes.io/name": "traefik",
+                                                  "app.kubernetes.io/instance": "traefik-kube-system"}}
+# A pipeline step: a pod of a Workflow in the pipelines namespace, running a model
+# repository's code (labels the Argo controller puts on workflow pods).
+STEP = {"namespace": "mlops-pipelines", "labels": {"workflows.argoproj.io/workflow": "mnist-ct-x7k2p",
+                                                   "workflows.argoproj.io/completed": "false"}}
+
+
+# ---------------------------------------------------------------- exceptions table
+def exceptions(repo_root):
+    """{check: {object: reason}} from the table under "## Exceptions" of docs/security.md."""
+    text = (repo_root / "docs" / "security.md").read_text(encoding="utf-8")
+    section = text.split("## Exceptions", 1)[1].split("\n## ", 1)[0]
+    table = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        if len(cells) < 3 or cells[0].lower() == "check" or set(cells[0]) <= set("-: "):
+            continue
+        check, obj, reason = cells[0].strip("`"), cells[1].strip("`"), cells[2]
+        assert reason and len(reason) > 20, f"exception {check} {obj} needs a reason"
+        table.setdefault(check, {})[obj] = reason
+    return table
+
+
+@pytest.fixture(scope="module")
+def excepted(repo_root):
+    return exceptions(repo_root)
+
+
+def objects_of(rendered, *kinds):
+    return [obj for _, obj in rendered if obj["kind"] in kinds]
+
+
+def assert_used(excepted, check, used):
+    stale = set(excepted.get(check, {})) - set(used)
+    assert not stale, f"docs/security.md lists {check} exceptions that match nothing (remove them): {sorted(stale)}"
+
+
+# ---------------------------------------------------------------- RBAC
+def test_no_service_account_reads_secrets_beyond_its_namespace(rendered, excepted):
+    objects = [obj for _, obj in rendered]
+    found = {}
+    for binding, subject, scope, powers in sec.secret_access(objects):
+        key = sec.ref(binding)
+        found.setdefault(key, []).append(f"{subject['kind']} {subject.get('namespace', '')}/{subject['name']} "
+                                         f"-> {sorted(powers)} in {scope}")
+    allowed = excepted.get("secret-access", {})
+    assert {k: v for k, v in found.items() if k not in allowed} == {}
+    assert_used(excepted, "secret-access", found)
+
+
+def test_the_secret_access_check_can_fail():
+    role = {"kind": "ClusterRole", "metadata": {"name": "r"},
+            "rules": [{"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]}]}
+    binding = {"kind": "ClusterRoleBinding", "metadata": {"name": "b"}, "roleRef": {"kind": "ClusterRole", "name": "r"},
+               "subjects": [{"kind": "ServiceAccount", "namespace": "argo", "name": "x"}]}
+    assert [found[3] for found in sec.secret_access([role, binding])] == [{"workloads"}]
+    role["rules"] = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}]
+    binding.update(kind="RoleBinding", metadata={"name": "b", "namespace": "other"})
+    assert [found[3] for found in sec.secret_access([role, binding])] == [{"read"}]
+    role["rules"][0]["resourceNames"] = ["one"]
+    assert sec.secret_access([role, binding]) == []
+
+
+def test_no_wildcard_in_our_roles(rendered):
+    bad = {sec.ref(obj): sec.wildcards(obj.get("rules")) for obj in objects_of(rendered, "Role", "ClusterRole")
+           if sec.is_ours(obj) and sec.wildcards(obj.get("rules"))}
+    assert bad == {}
+
+
+def test_no_standing_token_secret(rendered):
+    """Tokens are short-lived (kubectl create token); no kubernetes.io/service-account-token
+    Secret of ours, except the ones Argo's SSO RBAC reads (none by default)."""
+    tokens = [sec.ref(o) for o in objects_of(rendered, "Secret") if o.get("type") == "kubernetes.io/service-account-token"]
+    assert tokens == []
+
+
+# ---------------------------------------------------------------- Pod Security
+def test_every_namespace_has_pod_security_labels(rendered, excepted):
+    # "<namespace> <level>" rows: the namespaces enforcing less than restricted.
+    levels = {key.split()[0]: key.split()[-1] for key in excepted.get("namespace-level", {})}
+    bad = {}
+    for ns in objects_of(rendered, "Namespace"):
+        name, labels = ns["metadata"]["name"], ns["metadata"].get("labels") or {}
+        enforce = labels.get(PSA + "enforce")
+        want = levels.get(name, "restricted")
+        if enforce not in LEVELS or enforce != want:
+            bad[name] = f"enforce={enforce!r}, expected {want!r}"
+        for mode in ("audit", "warn"):
+            if labels.get(PSA + mode) != "restricted":
+                bad[f"{name} {mode}"] = f"{labels.get(PSA + mode)!r}, expected 'restricted'"
+        if labels.get(PSA + "enforce-version") in (None, "latest"):
+            bad[f"{name} enforce-version"] = "pin the Pod Security version (v1.<minor> of k3s)"
+    assert bad == {}
+    names = {ns["metadata"]["name"] for ns in objects_of(rendered, "Namespace")}
+    assert_used(excepted, "namespace-level", {key for key in excepted.get("namespace-level", {}) if key.split()[0] in names})
+
+
+def pod_templates(rendered):
+    for _, obj in rendered:
+        spec = sec.pod_spec(obj) if obj["kind"] in sec.WORKLOAD_KINDS else None
+        if spec is not None:
+            yield obj, spec
+
+
+def namespace_levels(rendered):
+    return {ns["metadata"]["name"]: (ns["metadata"].get("labels") or {}).get(PSA + "enforce")
+            for ns in objects_of(rendered, "Namespace")}
+
+
+def test_every_pod_template_is_restricted_or_excepted(rendered, excepted):
+    allowed = excepted.get("pod-security", {})
+    bad, used = {}, set()
+    for obj, spec in pod_templates(rendered):
+        violations = sec.restricted_violations(spec)
+        if not violations:
+            continue
+        if sec.ref(obj) in allowed:
+            used.add(sec.ref(obj))
+            continue
+        bad[sec.ref(obj)] = violations
+    assert bad == {}
+    assert_used(excepted, "pod-security", used)
+
+
+def test_every_pod_template_is_admitted_by_its_namespace(rendered):
+    """A restricted namespace must not receive a non-restricted pod template (the API
+    server would refuse its pods at run time)."""
+    levels = namespace_levels(rendered)
+    bad = {sec.ref(obj): sec.restricted_violations(spec) for obj, spec in pod_templates(rendered)
+           if levels.get(obj["metadata"].get("namespace")) == "restricted" and sec.restricted_violations(spec)}
+    assert bad == {}
+
+
+def test_seccomp_runtime_default_everywhere(rendered):
+    bad = [sec.ref(obj) for obj, spec in pod_templates(rendered) if not sec.seccomp_runtime_default(spec)]
+    assert bad == []
+
+
+def test_eventbus_pods_get_seccomp(rendered):
+    """argo-events v1.9.11 pkg/reconciler/eventbus/installer/jetstream.go copies
+    spec.jetstream.securityContext into the StatefulSet's pod template."""
+    for bus in objects_of(rendered, "EventBus"):
+        assert bus["spec"]["jetstream"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_the_restricted_check_can_fail():
+    spec = {"containers": [{"name": "c", "image": "i", "securityContext": {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"}}}]}
+    assert sec.restricted_violations(spec) == []
+    spec["volumes"] = [{"name": "h", "hostPath": {"path": "/"}}]
+    spec["containers"][0]["securityContext"]["capabilities"]["add"] = ["SYS_ADMIN"]
+    assert len(sec.restricted_violations(spec)) == 2
+
+
+# ---------------------------------------------------------------- NetworkPolicies
+@pytest.fixture(scope="module")
+def policies(rendered):
+    return objects_of(rendered, "NetworkPolicy")
+
+
+def test_every_namespace_denies_ingress_by_default(rendered, policies):
+    missing = [ns["metadata"]["name"] for ns in objects_of(rendered, "Namespace")
+               if not sec.default_deny_ingress(policies, ns["metadata"]["name"])]
+    assert missing == []
+
+
+def service_pods(rendered, namespace, name):
+    matches = [o for o in objects_of(rendered, "Service")
+               if o["metadata"]["name"] == name and o["metadata"]["namespace"] == namespace]
+    assert matches, f"Service {namespace}/{name} not rendered"
+    return {"namespace": namespace, "labels": matches[0]["spec"]["selector"]}
+
+
+def container_port(rendered, namespace, selector, name):
+    """Number of the named container port of the pods `selector` picks (a Service's
+    named targetPort)."""
+    for obj, spec in pod_templates(rendered):
+        template_labels = (obj["spec"].get("template", {}).get("metadata", {}) or {}).get("labels") or {}
+        if obj["metadata"].get("namespace") == namespace and all(template_labels.get(k) == v for k, v in selector.items()):
+            for container in spec["containers"]:
+                for port in container.get("ports", []):
+                    if port.get("name") == name:
+                        return port["containerPort"]
+    raise AssertionError(f"no pod in {namespace} with {selector} has a port named {name}")
+
+
+def test_ingress_controller_reaches_every_ingress_backend(rendered, policies):
+    """Each Ingress backend Service's pods accept Traefik on the Service's target port."""
+    services = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects_of(rendered, "Service")}
+    bad = []
+    for ingress in objects_of(rendered, "Ingress"):
+        ns = ingress["metadata"]["namespace"]
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                service = services.get((ns, backend["name"]))
+                if service is None:  # a Helm chart's Service (not rendered): namespace-wide check
+                    dst = {"namespace": ns, "labels": {"app": backend["name"]}}
+                    ok = sec.ingress_allowed(policies, TRAEFIK, dst, 8080)
+                else:
+                    port = next(p for p in service["spec"]["ports"]
+                                if p.get("port") == backend["port"].get("number") or p.get("name") == backend["port"].get("name"))
+                    target = port.get("targetPort", port["port"])
+                    if isinstance(target, str):
+                        target = container_port(rendered, ns, service["spec"]["selector"], target)
+                    dst = {"namespace": ns, "labels": service["spec"]["selector"]}
+                    ok = sec.ingress_allowed(policies, TRAEFIK, dst, target)
+                if not ok:
+                    bad.append(f"{ns}/{ingress['metadata']['name']} -> {backend['name']}")
+    assert bad == []
+
+
+def test_pipeline_steps_cannot_reach_platform_internals(rendered, policies):
+    """A model repository's code runs in a pipeline step: it must not reach the database,
+    the object store's admin API, the Argo servers, Harbor's pods directly or the EventBus."""
+    targets = {
+        "postgresql": (service_pods(rendered, "postgresql", "postgresql"), 5432),
+        "garage admin": (service_pods(rendered, "object-storage", "garage-admin"), 3903),
+        "garage rpc": (service_pods(rendered, "object-storage", "garage"), 3901),
+        "argo-server": (service_pods(rendered, "argo", "argo-server"), 2746),
+        "argocd-repo-server": ({"namespace": "argocd", "labels": {"app.kubernetes.io/name": "argocd-repo-server"}}, 8081),
+        "argocd-redis": ({"namespace": "argocd", "labels": {"app.kubernetes.io/name": "argocd-redis"}}, 6379),
+        "harbor core": ({"namespace": "harbor", "labels": {"app": "harbor", "component": "core"}}, 8080),
+        "eventbus": ({"namespace": "mlops-pipelines", "labels": {"controller": "eventbus-controller",
+                                                                  "eventbus-name": "default"}}, 4222),
+        "argo-events controller": ({"namespace": "argo-events", "labels": {"app": "controller-manager"}}, 7777),
+    }
+    reachable = [name for name, (dst, port) in targets.items() if sec.ingress_allowed(policies, STEP, dst, port)]
+    assert reachable == []
+
+
+def test_documented_flows_are_allowed(rendered, policies):
+    """The flows docs/security.md lists, each one checked against the policies."""
+    flows = [
+        ("harbor core -> postgresql", {"namespace": "harbor", "labels": {"app": "harbor", "component": "core"}},
+         service_pods(rendered, "postgresql", "postgresql"), 5432),
+        ("step -> s3", STEP, service_pods(rendered, "object-storage", "s3"), 3900),
+        ("argo-server -> s3", {"namespace": "argo", "labels": {"app": "argo-server"}},
+         service_pods(rendered, "object-storage", "s3"), 3900),
+        ("eventsource -> eventbus", {"namespace": "mlops-pipelines", "labels": {"eventsource-name": "mnist-github"}},
+         {"namespace": "mlops-pipelines", "labels": {"controller": "eventbus-controller", "eventbus-name": "default"}}, 4222),
+        ("sensor -> eventbus", {"namespace": "mlops-pipelines", "labels": {"sensor-name": "mnist-ci"}},
+         {"namespace": "mlops-pipelines", "labels": {"controller": "eventbus-controller", "eventbus-name": "default"}}, 4222),
+        ("eventbus -> eventbus (cluster)", {"namespace": "mlops-pipelines",
+                                            "labels": {"controller": "eventbus-controller", "eventbus-name": "default"}},
+         {"namespace": "mlops-pipelines", "labels": {"controller": "eventbus-controller", "eventbus-name": "default"}}, 6222),
+        ("garage setup -> garage admin", {"namespace": "object-storage", "labels": {"job-name": "garage-setup"}},
+         service_pods(rendered, "object-storage", "garage-admin"), 3903),
+        ("api server -> cert-manager webhook", {"ip": True},
+         {"namespace": "cert-manager", "labels": {"app.kubernetes.io/name": "webhook",
+                                                  "app.kubernetes.io/component": "webhook"}}, 10250),
+        ("cd smoke step -> serving", STEP, {"namespace": "mlops-pipelines", "labels": {"app": "mnist-serving"}}, 8080),
+        ("traefik -> github webhook", TRAEFIK,
+         {"namespace": "mlops-pipelines", "labels": {"eventsource-name": "mnist-github"}}, 12000),
+    ]
+    denied = [name for name, src, dst, port in flows if not sec.ingress_allowed(policies, src, dst, port)]
+    assert denied == []
+
+
+def test_the_policy_evaluator_can_fail():
+    deny = {"metadata": {"namespace": "a"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
+    allow = {"metadata": {"namespace": "a"}, "spec": {
+        "podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "b"}}}],
+                     "ports": [{"port": 5432}]}]}}
+    db = {"namespace": "a", "labels": {"app": "db"}}
+    assert sec.ingress_allowed([], {"namespace": "c", "labels": {}}, db, 5432)
+    assert not sec.ingress_allowed([deny, allow], {"namespace": "c", "labels": {}}, db, 5432)
+    assert not sec.ingress_allowed([deny, allow], {"namespace": "b", "labels": {}}, db, 22)
+    assert sec.ingress_allowed([deny, allow], {"namespace": "b", "labels": {}}, db, 5432)
+
+
+# ---------------------------------------------------------------- supply chain
+def rendered_images(rendered, platform_registry):
+    for obj, spec in pod_templates(rendered):
+        for container in sec.containers(spec):
+            yield sec.ref(obj), container["image"]
+    for obj in objects_of(rendered, "WorkflowTemplate", "Workflow", "CronWorkflow"):
+        spec = obj["spec"].get("workflowSpec", obj["spec"])
+        for template in spec.get("templates", []):
+            for part in ("container", "script"):
+                image = template.get(part, {}).get("image")
+                # The image the pipeline itself built and pushed to the platform's Harbor,
+                # named by the commit it was built from (a Workflow parameter).
+                if image and not (image.startswith(platform_registry + "/") and "{{" in image):
+                    yield sec.ref(obj), image
+    # The EventBus pods' images: the entry of argo-events-controller-config for the
+    # EventBus's JetStream version (argo-events pkg/reconciler/eventbus/installer/jetstream.go).
+    buses = objects_of(rendered, "EventBus")
+    for config in objects_of(rendered, "ConfigMap"):
+        if config["metadata"]["name"] == "argo-events-controller-config":
+            versions = yaml.safe_load(config["data"]["controller-config.yaml"])["eventBus"]["jetstream"]["versions"]
+            for bus in buses:
+                entry = next(v for v in versions if str(v["version"]) == str(bus["spec"]["jetstream"]["version"]))
+                for key in ("natsImage", "metricsExporterImage", "configReloaderImage"):
+                    yield f"{sec.ref(bus)} {key}", entry[key]
+
+
+def version_images(versions):
+    """Every image pinned in versions.yml (keys ending in _image or _images), with the
+    {{ mlops_... }} references of that file resolved."""
+    def resolve(text):
+        return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: str(versions[m.group(1)]), text)
+    for key, value in versions.items():
+        if key.endswith("_image") and isinstance(value, str):
+            yield key, resolve(value)
+        elif key.endswith("_images") and isinstance(value, dict):
+            for name, image in value.items():
+                yield f"{key}.{name}", resolve(image)
+
+
+def test_every_image_is_pinned_by_digest(rendered, versions, platform_defaults, excepted):
+    """image:tag@sha256:<64 hex> (tag kept for humans, digest for the runtime), in the
+    render and in versions.yml."""
+    allowed = excepted.get("image-digest", {})
+    registry = platform_defaults["mlops_registry_host"].replace("{{ mlops_domain }}", platform_defaults["mlops_domain"])
+    bad, used = set(), set()
+    images = {image for _, image in rendered_images(rendered, registry)}
+    images |= {image for _, image in version_images(versions)}
+    for image in images:
+        if sec.DIGEST.match(image):
+            continue
+        if image in allowed:
+            used.add(image)
+            continue
+        bad.add(image)
+    assert sorted(bad) == []
+    assert_used(excepted, "image-digest", used)
+
+
+def test_the_digest_check_can_fail():
+    assert sec.DIGEST.match("docker.io/library/python:3.13.9-alpine3.22@sha256:" + "a" * 64)
+    assert not sec.DIGEST.match("docker.io/library/python:3.13.9-alpine3.22")
+    assert not sec.DIGEST.match("docker.io/library/python@sha256:" + "a" * 64)  # tag dropped
+
+
+def test_helm_charts_come_from_immutable_sources(rendered, versions, excepted):
+    """A chart source is immutable when it is a Git commit (40 hex) or a chart version
+    whose archive digest is pinned in versions.yml; never a branch such as master/main."""
+    allowed = excepted.get("chart-digest", {})
+    bad, used = [], set()
+    for app in objects_of(rendered, "Application"):
+        if not app["metadata"]["name"] or app["metadata"].get("labels", {}).get("researchops.io/pipeline"):
+            continue
+        for source in app["spec"].get("sources") or [app["spec"]["source"]]:
+            url, revision = source["repoURL"], str(source.get("targetRevision", ""))
+            if re.search(r"/(master|main|HEAD)(/|$)", url):
+                bad.append(f"{app['metadata']['name']}: {url} is a moving branch")
+            if "chart" not in source:
+                if not re.fullmatch(r"[0-9a-f]{40}", revision):
+                    bad.append(f"{app['metadata']['name']}: Git source at {revision!r}, not a commit")
+    for key, chart in versions.items():
+        if key.endswith("_chart") and isinstance(chart, dict):
+            if re.fullmatch(r"[0-9a-f]{64}", str(chart.get("digest", ""))):
+                continue
+            if key in allowed:
+                used.add(key)
+                continue
+            bad.append(f"{key}: no sha256 digest of the chart archive")
+    assert bad == []
+    assert_used(excepted, "chart-digest", used)
+
+
+def test_platform_applications_have_their_own_project(rendered):
+    projects = {p["metadata"]["name"]: p for p in objects_of(rendered, "AppProject")}
+    bad = []
+    for app in objects_of(rendered, "Application"):
+        if app["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "serving":
+            continue
+        name, project = app["metadata"]["name"], app["spec"]["project"]
+        if project == "default" or project not in projects:
+            bad.append(f"{name}: project {project!r}")
+            continue
+        spec = projects[project]["spec"]
+        source = app["spec"].get("source", {})
+        if source.get("repoURL") not in spec.get("sourceRepos", []):
+            bad.append(f"{name}: {source.get('repoURL')} not in {project}'s sourceRepos")
+        dest = app["spec"]["destination"]
+        if not any(d.get("namespace") == dest["namespace"] and d.get("server") == dest["server"]
+                   for d in spec.get("destinations", [])):
+            bad.append(f"{name}: destination {dest} not listed in {project}")
+        if "*" in spec.get("sourceRepos", []) or any("*" in (d.get("namespace", ""), d.get("server", ""))
+                                                     for d in spec.get("destinations", [])):
+            bad.append(f"{project}: wildcard source or destination")
+    assert bad == []
+
+
+# ---------------------------------------------------------------- exposure
+def test_nothing_is_exposed_beyond_the_ingresses(rendered, excepted):
+    allowed = excepted.get("exposure", {})
+    bad = [sec.ref(s) for s in objects_of(rendered, "Service") if s["spec"].get("type") in ("NodePort", "LoadBalancer")
+           or s["spec"].get("externalIPs")]
+    bad += [f"{sec.ref(obj)}: {item}" for obj, spec in pod_templates(rendered) for item in sec.exposure(spec)
+            if sec.ref(obj) not in allowed]
+    assert bad == []
+
+
+def test_every_ingress_uses_the_platform_issuer(rendered):
+    """The webhook Ingress uses the same ClusterIssuer as the UIs."""
+    issuers = {i["metadata"]["annotations"].get("cert-manager.io/cluster-issuer") for i in objects_of(rendered, "Ingress")}
+    assert len(issuers) == 1, issuers
+
+
+def test_exceptions_table_parses(repo_root):
+    table = exceptions(repo_root)
+    assert set(table) <= {"secret-access", "namespace-level", "pod-security", "image-digest", "chart-digest", "exposure"}
+    assert yaml.safe_dump(table)
+
+
+# ---------------------------------------------------------------- Argo Workflows SSO
+SSO = {"argo_workflows_sso_enabled": True, "argo_workflows_sso_issuer": "https://accounts.google.com",
+       "argo_workflows_sso_client_id": "id.apps.googleusercontent.com", "argo_workflows_sso_client_secret": "s3cr3t-value-9f1",
+       "argo_workflows_sso_rbac_rules": [{"name": "ml-team", "role": "submit", "groups": ["ml-team@lab.example.org"]},
+                                         {"name": "reviewers", "role": "view", "emails": ["alice@example.org"]}],
+       # Argo CD with SSO configured, Harbor with its proxy cache (both off in the default render).
+       "argocd_cm": {"oidc.config": "name: Google\nissuer: https://accounts.google.com\nclientID: x\n"},
+       "harbor_proxy_cache_enabled": True}
+
+
+@pytest.fixture(scope="module")
+def sso_render(repo_root, ansible_env, tmp_path_factory):
+    import json
+    import subprocess
+    from pathlib import Path
+    out = tmp_path_factory.mktemp("sso")
+    cmd = [str(Path(ansible_env["PATH"].split(":")[0]) / "ansible-playbook"), "playbooks/platform.yml", "-i",
+           "inventories/local", "--tags", "argo_workflows,argocd,harbor", "-e", f"mlops_render_dir={out}", "-e", json.dumps(SSO)]
+    result = subprocess.run(cmd, cwd=repo_root, env=ansible_env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-4000:]
+    objects = [yaml.safe_load(p.read_text()) for p in sorted((out / "platform").glob("*/*.yaml"))
+               if p.name != "kustomization.yaml"]
+    return objects, result.stdout
+
+
+def test_sso_comes_with_argo_sso_rbac_and_an_allow_list(sso_render):
+    """Argo Workflows server/auth/gatekeeper.go (rbacAuthorization): with sso.rbac.enabled
+    a user acts as the ServiceAccount (argo-server's namespace) whose
+    workflows.argoproj.io/rbac-rule matches the ID token claims, highest
+    rbac-rule-precedence first, and is refused when none matches; the account's token
+    comes from the Secret the ServiceAccount lists."""
+    objects, log = sso_render
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "workflow-controller-configmap")
+    assert yaml.safe_load(config["data"]["sso"])["rbac"] == {"enabled": True}
+    accounts = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ServiceAccount"
+                and "workflows.argoproj.io/rbac-rule" in (o["metadata"].get("annotations") or {})}
+    assert set(accounts) == {"argo-sso-ml-team", "argo-sso-reviewers"}
+    rules = {name: a["metadata"]["annotations"]["workflows.argoproj.io/rbac-rule"] for name, a in accounts.items()}
+    assert rules == {"argo-sso-ml-team": '"ml-team@lab.example.org" in groups',
+                     "argo-sso-reviewers": 'email in ["alice@example.org"]'}
+    assert all(rule not in ("true", "") for rule in rules.values())  # no catch-all: default is no access
+    for name, account in accounts.items():
+        assert account["metadata"]["namespace"] == "argo"
+        assert account["secrets"] == [{"name": f"{name}.service-account-token"}]
+        binding = next(o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["name"] == name)
+        assert binding["metadata"]["namespace"] == "mlops-pipelines"
+        assert binding["roleRef"]["kind"] == "Role"
+    precedences = sorted(int(a["metadata"]["annotations"]["workflows.argoproj.io/rbac-rule-precedence"])
+                         for a in accounts.values())
+    assert len(set(precedences)) == 2
+    server = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "argo-server")
+    assert "--auth-mode=sso" in server["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert SSO["argo_workflows_sso_client_secret"] not in log
+    assert not [o for o in objects if o["kind"] == "ClusterRoleBinding" and o["metadata"]["name"].startswith("argo-sso")]
+
+
+def test_argocd_admin_is_off_once_sso_is_configured(sso_render, rendered):
+    """Argo CD's util/settings: admin.enabled "false" in argocd-cm disables the built-in
+    admin account; the default render (no SSO, no account) keeps it for the first login."""
+    def argocd_cm(objects):
+        return next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "argocd-cm")["data"]
+    assert argocd_cm(sso_render[0]).get("admin.enabled") == "false"
+    assert "admin.enabled" not in argocd_cm([obj for _, obj in rendered])
+
+
+def test_harbor_proxy_cache_project_is_private(sso_render):
+    import json
+    job = next(o for o in sso_render[0] if o["kind"] == "Job" and o["metadata"]["name"] == "harbor-setup")
+    env = {e["name"]: e.get("value") for c in job["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
+    config = json.loads(env["HARBOR_SETUP_CONFIG"])
+    assert config["proxy_cache"]["project"] == "dockerhub"
+    assert "dockerhub" not in config["public_projects"]
