@@ -93,7 +93,7 @@ time:
   description: The node's clock (seconds since the epoch).
   returned: always
   type: float
-unreachable:
+unreachable_endpoints:
   description: Endpoint -> error, for the endpoints that could not be reached.
   returned: always
   type: dict
@@ -179,11 +179,11 @@ def main():
         if smi:
             rc, out, _err = module.run_command([smi, "--query-gpu=driver_version", "--format=csv,noheader"])
             driver = out.strip().splitlines()[0] if rc == 0 and out.strip() else ""
-    unreachable = {}
+    unreachable_endpoints = {}
     for endpoint in module.params["endpoints"]:
         error = reach(endpoint, module.params["timeout"])
         if error:
-            unreachable[endpoint] = error
+            unreachable_endpoints[endpoint] = error
     module.exit_json(
         changed=False,
         cgroup_version=version,
@@ -194,7 +194,7 @@ def main():
         time=now,
         time_skew=None if module.params["controller_time"] is None else round(now - module.params["controller_time"], 1),
         facts=facts,
-        unreachable=unreachable,
+        unreachable_endpoints=unreachable_endpoints,
     )
 
 

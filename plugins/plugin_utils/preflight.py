@@ -885,7 +885,7 @@ def check_hosts(ctx, probes, default_time=None, problems=None):
                          f"controller (max {max_skew} s): enable time sync (prereqs_time_sync_enabled) and fix the "
                          "clock; TLS certificates and etcd need it.")
         harbor = scope.get("mlops_registry_host")
-        for endpoint, error in (probe.get("unreachable") or {}).items():
+        for endpoint, error in (probe.get("unreachable_endpoints") or {}).items():
             if harbor and harbor in endpoint:
                 continue  # Harbor is installed by this playbook: not there on a first run
             problems.add(area, "k3s_registry_mirrors", endpoint, f"is not reachable from the node ({error}): fix the "

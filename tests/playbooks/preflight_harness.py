@@ -110,7 +110,7 @@ def host_problems(inventory, case):
         facts = _facts(override.get("os_facts", "debian-12.json"))
         facts.update(override.get("facts") or {})
         probe = {"cgroup_version": 2, "cgroup_memory": True, "modules_missing": [], "free_gib": {"/": 50.0},
-                 "time_skew": 0.4, "unreachable": {}, "nvidia_driver": "550.90.07" if host in ctx.group("gpu_nodes") else ""}
+                 "time_skew": 0.4, "unreachable_endpoints": {}, "nvidia_driver": "550.90.07" if host in ctx.group("gpu_nodes") else ""}
         probe.update(override.get("probe") or {})
         probes[host] = {"facts": facts, "probe": probe, "unreachable": override.get("unreachable", False),
                         "error": "ssh: connect to host: Connection timed out"}
