@@ -13,9 +13,8 @@ from __future__ import annotations
 import re
 
 import pytest
-import yaml
-
 import security_checks as sec
+import yaml
 
 pytestmark = pytest.mark.slow
 

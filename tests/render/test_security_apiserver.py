@@ -21,9 +21,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import yaml
-
 import security_checks as sec
+import yaml
 from test_security import exceptions, pod_templates
 
 pytestmark = pytest.mark.slow
