@@ -44,3 +44,29 @@ def test_table_rows(role_docs):
         '| `x_list[].name` | str | `""` |  |',
         "| `x_mode` | str (a, b) | `a` | **Mode**. |",
     ]
+
+
+def test_no_description_holds_a_template(repo_root):
+    """ansible-core templates a role's whole argument_spec before validating it
+    (lib/ansible/plugins/action/validate_argument_spec.py, ActionModule.run: the
+    `argument_spec` task argument is finalised like any other), so `{{ x }}` in a
+    description is evaluated and fails every include of the role when `x` is undefined
+    (it did: k3s_token's description named `{{ vault_k3s_token }}`)."""
+    import yaml
+
+    def descriptions(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("description", "short_description"):
+                    yield from ([value] if isinstance(value, str) else value or [])
+                else:
+                    yield from descriptions(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from descriptions(item)
+
+    bad = [f"{spec.relative_to(repo_root)}: {text[:80]}"
+           for spec in sorted(repo_root.glob("roles/*/meta/argument_specs.yml"))
+           for text in descriptions(yaml.safe_load(spec.read_text()))
+           if "{{" in str(text) or "{%" in str(text)]
+    assert not bad, bad
