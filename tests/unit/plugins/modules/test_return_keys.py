@@ -21,12 +21,15 @@ A module may return one of these keys only with Ansible's own meaning (ALLOWED).
 from __future__ import annotations
 
 import ast
-import inspect
 from pathlib import Path
 
+import ansible.module_utils
 import pytest
 import yaml
-from ansible.executor import task_executor, task_result
+
+# The executor's source is read from disk, not imported: ansible-test units runs the tests
+# under plugins/modules with only ansible.module_utils importable from ansible-core.
+ANSIBLE_DIR = Path(ansible.module_utils.__file__).resolve().parents[1]
 
 MODULES = sorted((Path(__file__).resolve().parents[4] / "plugins" / "modules").glob("*.py"))
 
@@ -61,9 +64,16 @@ def _string_keys(tree, names):
 
 
 def reserved_result_keys():
-    keys = set(task_result._IGNORE) | set(task_result._PRESERVE) | {"invocation"}
-    keys |= _string_keys(ast.parse(inspect.getsource(task_result)), {"_return_data", "loop_res"})
-    keys |= _string_keys(ast.parse(inspect.getsource(task_executor.TaskExecutor)), {"result", "res"})
+    task_result = ast.parse((ANSIBLE_DIR / "executor" / "task_result.py").read_text())
+    task_executor = ast.parse((ANSIBLE_DIR / "executor" / "task_executor.py").read_text())
+    keys = {"invocation"}
+    for node in task_result.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in ("_IGNORE", "_PRESERVE") for t in node.targets):
+            keys |= set(ast.literal_eval(node.value))
+    keys |= _string_keys(task_result, {"_return_data", "loop_res"})
+    executor = [node for node in task_executor.body if isinstance(node, ast.ClassDef) and node.name == "TaskExecutor"]
+    assert len(executor) == 1, "class TaskExecutor not found in ansible/executor/task_executor.py"
+    keys |= _string_keys(executor[0], {"result", "res"})
     return {key for key in keys if not key.startswith("_")}
 
 
