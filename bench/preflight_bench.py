@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: (c) 2026, ResearchOps developers
 # Apache License 2.0 (see LICENSE)
 """Time `site.yml --tags preflight` on an N-node inventory, against a baseline revision

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: (c) 2026, ResearchOps developers
 # Apache License 2.0 (see LICENSE)
 """Playbook benchmark: a no-change `site.yml` run for both sinks, with the breakdown by
@@ -35,6 +34,7 @@ def standins():
     spec.loader.exec_module(module)
     return module
 
+
 TASK_LINE = re.compile(r"^(?P<task>.+?) -+ (?P<seconds>[0-9.]+)s$")
 
 
@@ -60,7 +60,7 @@ def breakdown(stdout):
 
 def report(title, elapsed, stdout, top, goal):
     tasks = breakdown(stdout)
-    print(f"\n== {title}: {elapsed:.1f} s wall (goal <= {goal} s), {len(tasks)} tasks, {sum(s for s, _ in tasks):.1f} s in tasks")
+    print(f"\n== {title}: {elapsed:.1f} s wall (goal <= {goal} s), {len(tasks)} tasks, {sum(s for s, _task in tasks):.1f} s in tasks")
     by_role = {}
     for seconds, task in tasks:
         role = task.split(" : ", 1)[0] if " : " in task else "(play)"
@@ -96,12 +96,12 @@ def main():
         issuer = stand_ins.CertManagerStandIn(kubectl)
         issuer.start()
         try:
-            first, _ = playbook(apply_args, env)
+            first, _first_out = playbook(apply_args, env)
             apply_time, apply_out = playbook(apply_args, env)
         finally:
             issuer.stop()
         render_args = ["-i", "inventories/local", "-e", f"mlops_render_dir={tmp}/manifests"]
-        render_first, _ = playbook(render_args, env)
+        render_first, _render_out = playbook(render_args, env)
         render_time, render_out = playbook(render_args, env)
     print(f"site.yml apply: first run {first:.1f} s; render: first run {render_first:.1f} s")
     report("apply sink, no-change site.yml", apply_time, apply_out, args.top, 20)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Checksums of every file `make run` renders (site.yml, inventories/local).
 
 The committed list, tests/render/render.sha256, pins the render byte for byte: a
@@ -43,7 +42,7 @@ def dumps(sums: dict[str, str]) -> str:
 def loads(text: str) -> dict[str, str]:
     sums = {}
     for line in text.splitlines():
-        digest, _, name = line.partition("  ")
+        digest, _sep, name = line.partition("  ")
         sums[name] = digest
     return sums
 
@@ -67,7 +66,7 @@ def render(out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help=f"rewrite {CHECKSUM_FILE.relative_to(REPO_ROOT)}")
     mode.add_argument("--check", action="store_true", help="compare the render with the list")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Generate each role README's variable table from its meta/argument_specs.yml.
 
 meta/argument_specs.yml is the single description of a role's variables; the table in
@@ -133,7 +132,7 @@ def expected_readme(role: Path) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="rewrite the tables in roles/*/README.md")
     mode.add_argument("--check", action="store_true", help="fail when a table differs from its spec")

@@ -25,7 +25,7 @@ ALPHABET = string.ascii_letters + string.digits
 
 
 def random_value(length):
-    return "".join(secrets.choice(ALPHABET) for _ in range(length))
+    return "".join(secrets.choice(ALPHABET) for _index in range(length))
 
 
 def b64(value):

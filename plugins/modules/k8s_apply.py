@@ -155,7 +155,7 @@ applied:
   type: list
   elements: str
 drifted:
-  description: The subset of O(applied) restored after a change made by other means.
+  description: The subset of RV(applied) restored after a change made by other means.
   returned: always
   type: list
   elements: str
@@ -187,6 +187,7 @@ except ImportError:
     HAS_KUBERNETES_CORE = False
     KUBERNETES_CORE_ERROR = traceback.format_exc()
     AUTH_ARG_SPEC = {}
+
 
 def run(module, adapter):
     result = run_apply(applier_for(adapter, module.params, module.check_mode, module._diff), module.params["objects"], module._diff)

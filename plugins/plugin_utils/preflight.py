@@ -266,7 +266,7 @@ def _address_problem(text, strict=True):
 def _image_problem(ref):
     if not isinstance(ref, str) or not ref:
         return "must be an image reference"
-    name, _, digest = ref.partition("@")
+    name, _sep, digest = ref.partition("@")
     last = name.rsplit("/", 1)[-1]
     tag = last.partition(":")[2]
     if digest:
@@ -440,7 +440,7 @@ def check_nfs_clients(ctx, problems):
     for host in ctx.group("k3s_cluster"):
         scope = ctx.scope(host, _node_roles(ctx, host))
         address = scope.get("k3s_node_ip") or (scope.get("ansible_host") if "ansible_host" in scope.raw else None)
-        address = str(address).split(",")[0].strip() if address else ""
+        address = str(address).split(",", maxsplit=1)[0].strip() if address else ""
         if _is_ip(address) and not any(ipaddress.ip_address(address) in n for n in networks
                                        if n.version == ipaddress.ip_address(address).version):
             outside.append(f"{host} ({address})")
@@ -620,7 +620,7 @@ def check_platform(ctx, problems):
     if _truthy(scope.get("cert_manager_enabled", True)):
         existing = ["selfsigned", "researchops-ca"] + (["letsencrypt-staging", "letsencrypt"] if acme else [])
         for name in TLS_ISSUER_VARIABLES:
-            role = name.split("_tls_issuer")[0].replace("_webhook", "")
+            role = name.split("_tls_issuer", maxsplit=1)[0].replace("_webhook", "")
             if role in ENABLED and not _truthy(scope.get(ENABLED[role], True)):
                 continue
             value = scope.get(name)

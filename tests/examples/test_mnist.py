@@ -443,7 +443,7 @@ def test_pipeline_gate_runs_the_real_evaluate_script(digits_model, tmp_path, ove
     scripts/gate.py) with this example's evaluate.py: lineage only when the gate passes."""
     from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.ct import GATE_SCRIPT
 
-    data_dir, model_dir, _ = digits_model
+    data_dir, model_dir, _model = digits_model
     work = tmp_path / "work"
     work.mkdir()
     (work / "data").symlink_to(data_dir, target_is_directory=True)

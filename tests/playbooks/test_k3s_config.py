@@ -413,7 +413,7 @@ def test_version_guard(repo_root, tmp_path):
     binary is a script printing what `k3s --version` prints (k3s cmd/k3s main: "k3s version
     <version> (<commit>)"); the guard must refuse from the versions alone."""
     hosts = {}
-    for case, (installed, pinned, extra, _) in GUARD_CASES.items():
+    for case, (installed, pinned, extra, _expected) in GUARD_CASES.items():
         install_dir = tmp_path / case
         install_dir.mkdir()
         if installed:
@@ -431,7 +431,7 @@ def test_version_guard(repo_root, tmp_path):
                           cwd=repo_root, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     got = {case: (tmp_path / case / "result").read_text() for case in GUARD_CASES}
-    for case, (_, _, _, expected) in GUARD_CASES.items():
+    for case, (_installed, _pinned, _extra, expected) in GUARD_CASES.items():
         if expected == "ok":
             assert got[case] == "ok", (case, got[case])
         else:

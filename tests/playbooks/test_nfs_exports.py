@@ -73,7 +73,7 @@ def test_node_ip_wins_and_no_root_squash_is_explicit(repo_root, tmp_path):
 def test_lab_inventory_export_is_not_open_to_everyone(repo_root, tmp_path):
     """The lab walkthrough's own export (inventories/lab/group_vars/all/nodes.yml)."""
     group_vars = yaml.safe_load((repo_root / "inventories/lab/group_vars/all/nodes.yml").read_text())
-    lines, _ = render(repo_root, tmp_path, lab_hosts(repo_root), group_vars)
+    lines, _output = render(repo_root, tmp_path, lab_hosts(repo_root), group_vars)
     for line in lines:
         clients = line.split()[1:]
         assert not any(c.startswith("*") for c in clients), line

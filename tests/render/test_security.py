@@ -53,7 +53,7 @@ def excepted(repo_root):
 
 
 def objects_of(rendered, *kinds):
-    return [obj for _, obj in rendered if obj["kind"] in kinds]
+    return [obj for _source, obj in rendered if obj["kind"] in kinds]
 
 
 def assert_used(excepted, check, used):
@@ -63,7 +63,7 @@ def assert_used(excepted, check, used):
 
 # ---------------------------------------------------------------- RBAC
 def test_no_service_account_reads_secrets_beyond_its_namespace(rendered, excepted):
-    objects = [obj for _, obj in rendered]
+    objects = [obj for _source, obj in rendered]
     found = {}
     for binding, subject, scope, powers in sec.secret_access(objects):
         key = sec.ref(binding)
@@ -122,7 +122,7 @@ def test_every_namespace_has_pod_security_labels(rendered, excepted):
 
 
 def pod_templates(rendered):
-    for _, obj in rendered:
+    for _source, obj in rendered:
         spec = sec.pod_spec(obj) if obj["kind"] in sec.WORKLOAD_KINDS else None
         if spec is not None:
             yield obj, spec
@@ -249,7 +249,7 @@ def test_pipeline_steps_cannot_reach_platform_internals(rendered, policies):
         "argocd-redis": ({"namespace": "argocd", "labels": {"app.kubernetes.io/name": "argocd-redis"}}, 6379),
         "harbor core": ({"namespace": "harbor", "labels": {"app": "harbor", "component": "core"}}, 8080),
         "eventbus": ({"namespace": "mlops-pipelines", "labels": {"controller": "eventbus-controller",
-                                                                  "eventbus-name": "default"}}, 4222),
+                                                                 "eventbus-name": "default"}}, 4222),
         "argo-events controller": ({"namespace": "argo-events", "labels": {"app": "controller-manager"}}, 7777),
     }
     reachable = [name for name, (dst, port) in targets.items() if sec.ingress_allowed(policies, STEP, dst, port)]
@@ -318,7 +318,8 @@ def rendered_images(rendered, platform_registry):
         if config["metadata"]["name"] == "argo-events-controller-config":
             versions = yaml.safe_load(config["data"]["controller-config.yaml"])["eventBus"]["jetstream"]["versions"]
             for bus in buses:
-                entry = next(v for v in versions if str(v["version"]) == str(bus["spec"]["jetstream"]["version"]))
+                entry = next((v for v in versions if str(v["version"]) == str(bus["spec"]["jetstream"]["version"])), None)
+                assert entry is not None, f"{sec.ref(bus)}: JetStream version not in the controller's versions"
                 for key in ("natsImage", "metricsExporterImage", "configReloaderImage"):
                     yield f"{sec.ref(bus)} {key}", entry[key]
 
@@ -342,8 +343,8 @@ def test_every_image_is_pinned_by_digest(rendered, versions, platform_defaults, 
     allowed = excepted.get("image-digest", {})
     registry = platform_defaults["mlops_registry_host"].replace("{{ mlops_domain }}", platform_defaults["mlops_domain"])
     bad, used = set(), set()
-    images = {image for _, image in rendered_images(rendered, registry)}
-    images |= {image for _, image in version_images(versions)}
+    images = {image for _source, image in rendered_images(rendered, registry)}
+    images |= {image for _source, image in version_images(versions)}
     for image in images:
         if sec.DIGEST.match(image):
             continue
@@ -496,7 +497,7 @@ def test_argocd_admin_is_off_once_sso_is_configured(sso_render, rendered):
     def argocd_cm(objects):
         return next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "argocd-cm")["data"]
     assert argocd_cm(sso_render[0]).get("admin.enabled") == "false"
-    assert "admin.enabled" not in argocd_cm([obj for _, obj in rendered])
+    assert "admin.enabled" not in argocd_cm([obj for _source, obj in rendered])
 
 
 def test_harbor_proxy_cache_project_is_private(sso_render):

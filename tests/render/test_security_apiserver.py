@@ -60,7 +60,7 @@ def apiserver(tmp_path_factory):
 
 def kubectl(apiserver, *args, stdin=None, check=True):
     binary, env = apiserver
-    result = subprocess.run([str(binary), *args], env=env, input=stdin, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(binary), *args], env=env, input=stdin, capture_output=True, text=True, timeout=300, check=False)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -74,7 +74,7 @@ def namespace_doc(name, labels):
 def namespaces(apiserver, rendered):
     """The rendered Namespaces (with their labels), a scratch one enforcing restricted,
     and a default ServiceAccount in each (there is no controller-manager to make it)."""
-    docs = [obj for _, obj in rendered if obj["kind"] == "Namespace"]
+    docs = [obj for _source, obj in rendered if obj["kind"] == "Namespace"]
     docs.append(namespace_doc(SCRATCH, {PSA + "enforce": "restricted", PSA + "enforce-version": "v1.34"}))
     names = [d["metadata"]["name"] for d in docs] + ["kube-system"]
     accounts = [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": n}}
@@ -140,10 +140,10 @@ def review(authorization, user, groups, namespace, verb, resource):
 
 
 def test_rbac_secret_reach_matches_the_exceptions(apiserver, authorization, namespaces, rendered, repo_root):
-    objects = [obj for _, obj in rendered if obj["kind"] in RBAC_KINDS]
+    objects = [obj for _source, obj in rendered if obj["kind"] in RBAC_KINDS]
     kubectl(apiserver, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(objects))
     allowed_bindings = exceptions(repo_root).get("secret-access", {})
-    expected = {(s.get("namespace"), s["name"]) for b, s, _, _ in sec.secret_access([o for _, o in rendered])
+    expected = {(s.get("namespace"), s["name"]) for b, s, _scope, _powers in sec.secret_access([o for _source, o in rendered])
                 if sec.ref(b) in allowed_bindings}
     accounts = sorted({(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects if o["kind"] == "ServiceAccount"})
     # The SSO-less default render has every account we grant anything to.

@@ -161,13 +161,13 @@ def ci_sensor(pipeline):
                             "metadata": {"generateName": f"{pipeline.name}-ci-", "namespace": pipeline.namespace},
                             "spec": {
                                 "workflowTemplateRef": {"name": pipeline.template("ci")},
-                                "arguments": {"parameters": [{"name": name, "value": ""} for name, _ in parameters]},
+                                "arguments": {"parameters": [{"name": name, "value": ""} for name, _key in parameters]},
                             },
                         }},
                         "parameters": [
                             {"src": {"dependencyName": "push", "dataKey": key},
                              "dest": f"spec.arguments.parameters.{index}.value"}
-                            for index, (_, key) in enumerate(parameters)
+                            for index, (_name, key) in enumerate(parameters)
                         ],
                     },
                 },

@@ -16,7 +16,7 @@ from incluster_client import Client, HttpError, resource_path
 
 def read_ca(client, config, attempts=60, delay=5):
     path = resource_path("secrets", config["namespace"], config["secret"])
-    for _ in range(attempts):
+    for _attempt in range(attempts):
         secret = client.get(path)
         ca = (secret or {}).get("data", {}).get("ca.crt")
         if ca:

@@ -30,7 +30,7 @@ def harbor(path, method="GET", body=None):
 
 
 def wait_for_harbor():
-    for _ in range(120):
+    for _attempt in range(120):
         try:
             with urllib.request.urlopen(HARBOR + "/ping", timeout=10) as resp:
                 if resp.read().strip() == b"Pong":
@@ -73,7 +73,7 @@ def robot_secret():
     # Harbor's password policy: 8-128 characters with upper, lower case and a digit.
     alphabet = string.ascii_letters + string.digits
     while True:
-        value = "".join(secrets.choice(alphabet) for _ in range(32))
+        value = "".join(secrets.choice(alphabet) for _index in range(32))
         if any(c.islower() for c in value) and any(c.isupper() for c in value) and any(c.isdigit() for c in value):
             return value
 
@@ -91,7 +91,7 @@ def ensure_robot(client):
     secret_exists = client.get(path) is not None
     if robot is None:
         created = harbor("/robots", "POST", {"name": CONFIG["robot"], "level": "system", "duration": -1,
-                                                "disable": False, "permissions": permissions})
+                                             "disable": False, "permissions": permissions})
         print("created robot {}".format(created["name"]))
         return created["name"], created["secret"]
     robot.update({"permissions": permissions, "disable": False})

@@ -25,7 +25,7 @@ def prepare(client, namespace, name):
         return
     alphabet = string.ascii_letters + string.digits
     with open(os.path.join(WORK, "password"), "w", encoding="utf-8") as out:
-        out.write("".join(secrets.choice(alphabet) for _ in range(32)))
+        out.write("".join(secrets.choice(alphabet) for _index in range(32)))
 
 
 def store(client, namespace, name):

@@ -226,7 +226,7 @@ def test_script_creates_once_and_copies(monkeypatch, tmp_path):
     api.calls.clear()
     run_job(api, objects, monkeypatch, tmp_path)
     assert decoded(api.secrets[("postgresql", "db")]) == source
-    assert [m for m, _ in api.calls] == ["GET", "GET"]
+    assert [m for m, _body in api.calls] == ["GET", "GET"]
 
 
 def test_script_adds_new_keys_and_repairs_copies(monkeypatch, tmp_path):

@@ -257,7 +257,7 @@ def test_rbac_least_privilege(objects):
     assert roles[("mlops-pipelines", "mnist-ci")] == [executor]
     assert roles[("mlops-pipelines", "mnist-ct")] == [executor]
     assert roles[("argocd", "mnist-cd")] == [{"apiGroups": ["argoproj.io"], "resources": ["applications"],
-                                               "resourceNames": ["mnist-serving"], "verbs": ["get", "patch"]}]
+                                              "resourceNames": ["mnist-serving"], "verbs": ["get", "patch"]}]
     assert {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "list"]} in \
         roles[("mlops-pipelines", "mnist-sensor")]
     for rules in roles.values():

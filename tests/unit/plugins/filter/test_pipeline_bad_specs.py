@@ -31,7 +31,7 @@ def _generated(case):
     if "deep" in case:
         value = "x"
         mapping = case["deep"]["path"].endswith("body")
-        for _ in range(case["deep"]["depth"]):
+        for _level in range(case["deep"]["depth"]):
             value = {"k": value} if mapping else [value]
         yield case["deep"]["path"], value
     if "repeat" in case:
@@ -40,7 +40,7 @@ def _generated(case):
         if "item" in rep:
             yield rep["path"], [_item(rep["item"], 0, text)]
         elif "times" in rep:
-            *parent, _ = rep["path"].split(".")
+            *parent, _leaf = rep["path"].split(".")
             yield ".".join(parent), {f"blob{i}": text for i in range(rep["times"])}
         else:
             yield rep["path"], text
@@ -98,7 +98,7 @@ def test_bad_spec_raises_filter_error(case):
     "case", [c for c in CASES if not any(k.startswith(("platform", "images", "objects_only")) for k in c)],
     ids=[c["id"] for c in CASES if not any(k.startswith(("platform", "images", "objects_only")) for k in c)])
 def test_bad_spec_rejected_by_pipeline_spec_too(case):
-    specs, _, _ = _arguments(case)
+    specs, _second, _third = _arguments(case)
     with pytest.raises(AnsibleFilterError) as caught:
         pipeline_spec(specs)
     assert str(caught.value).startswith("pipeline_spec: ")

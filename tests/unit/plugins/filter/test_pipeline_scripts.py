@@ -79,13 +79,13 @@ def test_checkout_manual_rerun_by_tag_name(tmp_path, origin):
 
 
 def test_checkout_unknown_revision_fails_clearly(tmp_path, origin):
-    result, _ = _checkout(tmp_path, origin, "no-such-branch")
+    result, _extra = _checkout(tmp_path, origin, "no-such-branch")
     assert result.returncode != 0
     assert "revision 'no-such-branch' not found" in result.stderr
 
 
 def test_checkout_missing_required_file_fails(tmp_path, origin):
-    result, _ = _checkout(tmp_path, origin, "main", required="/work/src/deploy/params.yaml")
+    result, _extra = _checkout(tmp_path, origin, "main", required="/work/src/deploy/params.yaml")
     assert result.returncode != 0
     assert "deploy/params.yaml is missing" in result.stderr
 
@@ -148,7 +148,7 @@ def test_gate_rechecks_a_script_that_does_not_fail(tmp_path):
 
 
 def test_gate_wrong_metric_fails(tmp_path):
-    result, _ = _evaluate(tmp_path, 0.99, extra={"FAKE_METRIC": "f1"})
+    result, _extra = _evaluate(tmp_path, 0.99, extra={"FAKE_METRIC": "f1"})
     assert result.returncode != 0
     assert "evaluate reported metric 'f1', the pipeline gates on 'accuracy'" in result.stderr
 
@@ -169,7 +169,7 @@ def test_gate_passes_and_writes_lineage(tmp_path):
     ("threshold: 0.9\n", "0.7", 0.8, True),   # -p threshold overrides both
 ])
 def test_threshold_precedence(tmp_path, params, override, value, passes):
-    result, _ = _evaluate(tmp_path, value, params=params, override=override)
+    result, _extra = _evaluate(tmp_path, value, params=params, override=override)
     assert (result.returncode == 0) is passes, result.stderr
 
 
@@ -202,6 +202,6 @@ def test_checkout_refuses_a_ref_that_is_not_a_plain_name(tmp_path, origin):
     manifest, so checkout refuses anything but letters, digits and _ . / -."""
     _git(origin, "branch", 'we"ird')
     head = _git(origin, "rev-parse", "HEAD")
-    result, _ = _checkout(tmp_path, origin, head, 'refs/heads/we"ird')
+    result, _extra = _checkout(tmp_path, origin, head, 'refs/heads/we"ird')
     assert result.returncode != 0
     assert "is not a plain ref name" in result.stderr

@@ -290,6 +290,7 @@ def test_branch_globs_become_anchored_go_regexes():
     sensor = find(generate(spec), "Sensor", "mnist-ci")
     refs = sensor["spec"]["dependencies"][0]["filters"]["data"][0]["value"]
     assert all(r.startswith("^") and r.endswith("$") for r in refs)
+
     def matches(ref):  # Go's `$` (no multi-line flag) is Python's `\Z`
         return any(re.search(r[:-1] + r"\Z", ref) for r in refs)
     assert matches("refs/heads/release/1.2") and not matches("refs/heads/release/1/2")

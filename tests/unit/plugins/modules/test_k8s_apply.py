@@ -88,7 +88,7 @@ class FakeCluster:
             old = self.store.get(key)
             new = self.stored_form(copy.deepcopy(body))
             if old is not None:
-                same = {k: v for k, v in old.items()} == dict(new, metadata=dict(new["metadata"], resourceVersion=old["metadata"]["resourceVersion"]))
+                same = dict(old.items()) == dict(new, metadata=dict(new["metadata"], resourceVersion=old["metadata"]["resourceVersion"]))
                 new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"] if same else str(self._next())
             else:
                 new["metadata"]["resourceVersion"] = str(self._next())
@@ -188,7 +188,7 @@ def test_no_change_rerun_sends_nothing_and_lists_once_per_type_and_namespace():
     assert result["changed"] is False
     assert cluster.calls_of("apply") == []
     lists = cluster.calls_of("list")
-    assert sorted((kind, ns) for _, kind, ns in lists) == sorted(
+    assert sorted((kind, ns) for _verb, kind, ns in lists) == sorted(
         [("CustomResourceDefinition", None), ("Namespace", None), ("Deployment", "demo"), ("Widget", "demo"), ("ConfigMap", "demo"), ("ClusterRole", None)]
     )
     assert len(result["unchanged"]) == 6

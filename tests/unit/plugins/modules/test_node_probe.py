@@ -44,7 +44,8 @@ def test_cgroup_v1_memory_enabled(monkeypatch):
 
 def test_modules_loaded_builtin_installable_or_missing(monkeypatch):
     release = "6.1.0-test"
-    monkeypatch.setattr(node_probe.os, "uname", lambda: type("U", (), {"release": release})())
+    uname = type("U", (), {"release": release})()
+    monkeypatch.setattr(node_probe.os, "uname", lambda: uname)
     monkeypatch.setattr(node_probe, "_read", files({
         "/proc/modules": "overlay 151552 0 - Live 0x0\n",
         f"/lib/modules/{release}/modules.builtin": "kernel/net/bridge/br_netfilter.ko\n",
