@@ -779,6 +779,10 @@ def _check_role_spec(ctx, problems, host, role, scope):
             origin = "set in the inventory" if scope.set_by_inventory(name) else f"default of role {role}"
             problems.add(area, name, _MISSING, f"({origin}) cannot be computed: {undefined[1:]}. Fix the "
                          "variables it is computed from (other problems above/below), or set it.")
+    if role == "k3s" and host:
+        # k3s_server / k3s_agent include the shared k3s role with its mode in the include's
+        # vars (roles/k3s_server/tasks/main.yml): the inventory never sets it.
+        params.setdefault("k3s_mode", "server" if host in ctx.group("k3s_servers") else "agent")
     spec = {}
     for name, option in options.items():
         option = dict(option)
