@@ -41,10 +41,16 @@ def kube(tmp_path_factory, upstream):
     with tarfile.open(ARCHIVE) as archive:
         archive.extractall(root, filter="data")
     home = root / "kube-harness"
-    env = dict(os.environ, HARNESS_STATE=str(root / "state"), HARNESS_NO_KCM="1",
-               HARNESS_APISERVER_PORT=str(_free_port()), HARNESS_ETCD_PORT=str(_free_port()),
-               HARNESS_ETCD_PEER_PORT=str(_free_port()), HARNESS_KCM_PORT=str(_free_port()))
-    subprocess.run([str(home / "start.sh")], env=env, check=True, capture_output=True, timeout=300)
+    for _attempt in range(2):  # a port taken between the choice and the start: once more, new ports
+        env = dict(os.environ, HARNESS_STATE=str(root / "state"), HARNESS_NO_KCM="1",
+                   HARNESS_APISERVER_PORT=str(_free_port()), HARNESS_ETCD_PORT=str(_free_port()),
+                   HARNESS_ETCD_PEER_PORT=str(_free_port()), HARNESS_KCM_PORT=str(_free_port()))
+        started = subprocess.run([str(home / "start.sh")], env=env, capture_output=True, text=True,
+                                 timeout=300, check=False)
+        if started.returncode == 0:
+            break
+        subprocess.run([str(home / "stop.sh"), "--wipe"], env=env, capture_output=True, timeout=120, check=False)
+    assert started.returncode == 0, f"kube-harness did not start (2 attempts): {started.stdout[-2000:]}{started.stderr[-2000:]}"
     env["KUBECONFIG"] = str(root / "state" / "kubeconfig")
 
     def kubectl(*args, stdin=None, check=True):
