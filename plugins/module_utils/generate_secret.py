@@ -24,6 +24,11 @@ except ImportError:  # imported from the collection
 ALPHABET = string.ascii_letters + string.digits
 
 
+def _say(text):
+    """One line of progress on standard output (the Job's log)."""
+    sys.stdout.write(text + "\n")
+
+
 def random_value(length):
     return "".join(secrets.choice(ALPHABET) for _index in range(length))
 
@@ -51,7 +56,7 @@ def ensure_source(client, config):
         data = {key: b64(random_value(config["length"])) for key in config["keys"]}
         data.update({key: b64(value) for key, value in config["static"].items()})
         client.create(resource_path("secrets", namespace), secret(config, namespace, data))
-        print(f"created {namespace}/{name} with keys {', '.join(sorted(data))}")
+        _say(f"created {namespace}/{name} with keys {', '.join(sorted(data))}")
         return data
     data = dict(current.get("data") or {})
     missing = {key: b64(random_value(config["length"])) for key in config["keys"] if key not in data}
@@ -59,9 +64,9 @@ def ensure_source(client, config):
     if missing:
         client.merge_patch(path, {"data": missing})
         data.update(missing)
-        print(f"added keys {', '.join(sorted(missing))} to {namespace}/{name}")
+        _say(f"added keys {', '.join(sorted(missing))} to {namespace}/{name}")
     else:
-        print(f"{namespace}/{name} exists, kept as is")
+        _say(f"{namespace}/{name} exists, kept as is")
     return data
 
 
@@ -71,12 +76,12 @@ def copy_to(client, config, namespace, data):
     current = client.get(path)
     if current is None:
         client.create(resource_path("secrets", namespace), secret(config, namespace, data))
-        print(f"copied to {namespace}/{name}")
+        _say(f"copied to {namespace}/{name}")
     elif any((current.get("data") or {}).get(key) != value for key, value in data.items()):
         client.merge_patch(path, {"data": data})
-        print(f"updated copy {namespace}/{name}")
+        _say(f"updated copy {namespace}/{name}")
     else:
-        print(f"copy {namespace}/{name} up to date")
+        _say(f"copy {namespace}/{name} up to date")
 
 
 def main():
@@ -93,4 +98,4 @@ if __name__ == "__main__":
     try:
         main()
     except HttpError as err:
-        sys.exit(str(err))
+        raise SystemExit(str(err)) from err

@@ -31,6 +31,13 @@ class HttpError(Exception):
         self.code = code
 
 
+def _open(req, context):
+    """Send one request through an opener (with the service account's TLS context when
+    given); like any opener it raises HTTPError for a non-2xx answer."""
+    handlers = [urllib.request.HTTPSHandler(context=context)] if context is not None else []
+    return urllib.request.build_opener(*handlers).open(req, timeout=TIMEOUT)
+
+
 def request(method, url, body=None, headers=None, context=None, content_type=JSON):
     """Send `body` (JSON-encoded when not None); return the decoded JSON answer or None
     when it is empty. Raises HttpError for a non-2xx answer."""
@@ -42,7 +49,7 @@ def request(method, url, body=None, headers=None, context=None, content_type=JSO
     if data is not None:
         req.add_header("Content-Type", content_type)
     try:
-        with urllib.request.urlopen(req, context=context, timeout=TIMEOUT) as resp:
+        with _open(req, context) as resp:
             raw = resp.read()
     except urllib.error.HTTPError as err:
         raise HttpError(method, url, err.code, err.read().decode(errors="replace")) from err

@@ -19,8 +19,8 @@ import sys
 
 
 def fail(message):
-    print(message, file=sys.stderr)
-    sys.exit(1)
+    sys.stderr.write(message + "\n")
+    raise SystemExit(1)
 
 
 def finite(text, what):
@@ -55,7 +55,7 @@ def main(env):
                "--metrics-out", metrics_file, "--threshold", repr(limit)]
     code = subprocess.call(command, env=dict(env, THRESHOLD=repr(limit)))
     if code != 0:
-        sys.exit(code)
+        raise SystemExit(code)
     with open(metrics_file, encoding="utf-8") as handle:
         metrics = json.load(handle)
     metric = env["METRIC"]
@@ -81,7 +81,7 @@ def main(env):
     }
     with open(os.path.join(work, "lineage.json"), "w", encoding="utf-8") as handle:
         json.dump(lineage, handle, indent=2, sort_keys=True)
-    print("{} {} >= threshold {}: gate passed for model version {}".format(metric, value, limit, env["VERSION"]))
+    sys.stdout.write("{} {} >= threshold {}: gate passed for model version {}\n".format(metric, value, limit, env["VERSION"]))
 
 
 if __name__ == "__main__":

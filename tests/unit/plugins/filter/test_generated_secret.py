@@ -9,6 +9,7 @@ import json
 import runpy
 import ssl
 import sys
+import types
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -191,7 +192,9 @@ def run_job(api, objects, monkeypatch, tmp_path: Path):
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(urllib.request, "urlopen", api.urlopen)
+    # incluster_client sends through urllib.request.build_opener(...).open(req, timeout=...)
+    monkeypatch.setattr(urllib.request, "build_opener",
+                        lambda *handlers: types.SimpleNamespace(open=lambda req, timeout=None: api.urlopen(req, timeout=timeout)))
     monkeypatch.setattr(ssl, "create_default_context", lambda cafile=None: None)
     # The ConfigMap mounted as a folder, as in the pod; the token where the client reads it.
     scripts = tmp_path / "scripts"
