@@ -1,6 +1,6 @@
 # Two commands do all setup on a fresh Debian/Ubuntu machine (root, or sudo for `make test`):
 #   make run    render + validate the whole platform from the embedded default inventory
-#   make test   every test layer (pytest, ansible-lint, build, syntax-check, molecule)
+#   make test   every test layer (ruff, pytest, cluster, ansible-lint, build, syntax, galaxy, molecule)
 SHELL := /bin/bash
 VENV ?= .venv
 INVENTORY ?= inventories/local
