@@ -123,6 +123,7 @@ layer_galaxy() {
     ln -sfn "$MLOPS_UPSTREAM_DIR" "$out/ansible_collections/researchops/shared/upstream"
   (cd "$tree" && HOME=$home ../../../../../.cache/sanity-venv/bin/ansible-test units --local --requirements --python 3.11 \
     --color no) || rc=1
+  rm -rf "$out/ansible_collections/researchops/shared"
 
   echo "--- antsibull-docs lint-collection-docs"
   # It copies the collection and its dependencies (found with ansible-galaxy collection
