@@ -32,15 +32,17 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleError, AnsibleUndefinedVariable
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+# The name patterns are the pipeline spec's (one definition, anchored with \Z: `$` would let
+# a trailing newline through, e.g. a domain "lab.example.org\n").
+from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import _BUCKET as S3_BUCKET
+from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import _DNS_LABEL as DNS1123_LABEL
+from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import _DNS_SUBDOMAIN as DNS1123_SUBDOMAIN
+from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import _REPO_NAME as HARBOR_PROJECT
 from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import to_plain as _plain
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-HARBOR_PROJECT = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-K3S_RELEASE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+K3S_RELEASE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)\Z")
+SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 UNDEFINED_NAME = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)' is undefined")
 
 # ansible_facts.architecture -> k3s architecture (roles/k3s/vars/main.yml __k3s_arch_map).
