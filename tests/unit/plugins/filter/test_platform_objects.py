@@ -155,6 +155,7 @@ def test_helm_application_is_deterministic():
 
 @pytest.mark.parametrize("name, kwargs, message", [
     ("Harbor", {}, "name 'Harbor' is not a valid Kubernetes name"),
+    ("harbor\n", {}, "is not a valid Kubernetes name"),
     ("", {}, "name must be a non-empty string"),
     ("harbor", {"repo_url": None}, "repo_url is required"),
     ("harbor", {"repo_url": "helm.goharbor.io"}, "must be an http(s):// Helm repository"),
@@ -238,6 +239,7 @@ def test_tls_ingress_numeric_port_string():
     ("argocd", {"namespace": "Argo CD"}, "namespace 'Argo CD'"),
     ("argocd", {"host": "argocd"}, "fully qualified"),
     ("argocd", {"host": "ArgoCD.example.org"}, "fully qualified"),
+    ("argocd", {"host": "argocd.example.org\n"}, "fully qualified"),
     ("argocd", {"host": "https://argocd.example.org"}, "fully qualified"),
     ("argocd", {"service": "argocd_server"}, "service 'argocd_server'"),
     ("argocd", {"port": 0}, "port 0 is outside 1-65535"),
