@@ -20,7 +20,8 @@ run_layer() {
   echo
   echo "=== layer: $name"
   local start=$SECONDS
-  if "$@"; then
+  mkdir -p build/layers
+  if "$@" 2>&1 | tee "build/layers/$name.log"; then
     passed=$((passed + 1))
     echo "=== layer $name: ok ($((SECONDS - start))s)"
   else
@@ -73,96 +74,136 @@ galaxy_venv() { # galaxy_venv DIR PACKAGE...: a venv with exactly these pins (ca
   rm -rf "$dir" && python3 -m venv "$dir" && "$dir/bin/pip" install --quiet "$@" && echo "$want" > "$dir/.pins"
 }
 
-layer_galaxy() {
-  local out=$PWD/build/galaxy rc=0 ansible_pin core_pin
-  ansible_pin=$(grep -E '^ansible==' requirements.txt)
-  core_pin=$(grep -E '^ansible-core==' requirements.txt)
-  rm -rf "$out" && mkdir -p "$out" &&
-    ansible-galaxy collection build --force --output-path "$out" . >/dev/null || return 1
-  local tarball=("$out"/researchops-mlops-*.tar.gz)
+# Each step of the galaxy layer logs to build/galaxy/<step>.log; a failed step prints the
+# log's last lines, and the layer ends with the list of failed steps (CI shows only the
+# tail of its output, so the reason must be at the end).
+galaxy_step() { # galaxy_step NAME COMMAND...
+  local name=$1 log=$PWD/build/galaxy/$1.log start=$SECONDS
+  shift
+  echo "--- galaxy: $name"
+  if "$@" > "$log" 2>&1; then
+    echo "    ok ($((SECONDS - start))s, log: build/galaxy/$name.log)"
+  else
+    echo "    FAILED ($((SECONDS - start))s), last lines of build/galaxy/$name.log:"
+    tail -n 60 "$log" | sed 's/^/    | /'
+    galaxy_failed+=("$name")
+  fi
+}
 
-  echo "--- galaxy-importer (the checks Galaxy runs on import)"
+galaxy_importer() {
   # The importer runs ansible-doc and ansible-lint on the unpacked artifact; the collections
   # it depends on come from the `ansible` package, as they would be installed beside it.
   galaxy_venv .cache/galaxy-venv galaxy-importer==0.4.44 "$ansible_pin" "$core_pin" || return 1
-  (cd "$out" && PATH=$PWD/../../.cache/galaxy-venv/bin:$PATH \
-    python -m galaxy_importer.main "${tarball[0]}" > importer.log 2>&1) || rc=1
-  # Every ERROR/WARNING fails the layer but one notice: the importer announces any ignore file
+  (cd "$out" && PATH=$PWD/../../.cache/galaxy-venv/bin:$PATH python -m galaxy_importer.main "$tarball" \
+    > importer.log 2>&1) || { cat "$out/importer.log"; return 1; }
+  # Every ERROR/WARNING fails the step but one notice: the importer announces any ignore file
   # ("Ignore files skip ansible-test sanity tests"). Ours holds only entries with a documented
   # reason (Apache-2.0 headers validate-modules cannot read, test stand-ins' interpreter lines).
-  grep -E '^(ERROR|WARNING)' "$out/importer.log" | grep -v '^WARNING: Ignore files skip ansible-test sanity tests, found ignore-' &&
-    { echo "galaxy-importer reported the lines above"; rc=1; }
-  grep -q 'Importer processing completed successfully' "$out/importer.log" || { cat "$out/importer.log"; rc=1; }
+  ! grep -E '^(ERROR|WARNING)' "$out/importer.log" |
+    grep -v '^WARNING: Ignore files skip ansible-test sanity tests, found ignore-' ||
+    { echo "galaxy-importer reported the lines above"; return 1; }
+  grep -q 'Importer processing completed successfully' "$out/importer.log" || { cat "$out/importer.log"; return 1; }
+}
 
-  echo "--- ansible-test sanity + units (from .../ansible_collections/researchops/mlops)"
-  local tree=$out/ansible_collections/researchops/mlops deps
+galaxy_tree() {
   mkdir -p "$tree" && git ls-files -co --exclude-standard -z | grep -zv '^collections/' |
     xargs -0 cp --parents -t "$tree" || return 1
   (cd "$tree" && git init -q . && git add -A) || return 1
   # Dependencies beside it, from the `ansible` package (no Galaxy access needed).
-  deps=$(python -c 'import ansible_collections as a; print(list(a.__path__)[0])')
+  local c
   for c in kubernetes/core community/general community/crypto ansible/posix ansible/utils amazon/aws; do
-    mkdir -p "$out/ansible_collections/${c%/*}" && ln -sfn "$deps/$c" "$out/ansible_collections/$c"
+    mkdir -p "$out/ansible_collections/${c%/*}" && ln -sfn "$deps/$c" "$out/ansible_collections/$c" || return 1
   done
   galaxy_venv .cache/sanity-venv "$core_pin" -r requirements.txt pytest==9.2.0 || return 1
   # ansible-test bootstraps pip into its venvs with a script from a host CI cannot reach;
   # tests/galaxy/get_pip.py does the same offline. Its HOME (venv cache, pip config) is ours.
-  local home=$PWD/.cache/ansible-test-home
-  mkdir -p "$home/.ansible/test/cache" "$home/.config/pip"
-  cp tests/galaxy/get_pip.py "$home/.ansible/test/cache/get_pip_24_2.py"
+  mkdir -p "$home/.ansible/test/cache" "$home/.config/pip" &&
+    cp tests/galaxy/get_pip.py "$home/.ansible/test/cache/get_pip_24_2.py" || return 1
   { echo "[global]"
     [[ -n ${PIP_CERT:-} ]] && echo "cert = $PIP_CERT"
     [[ -n ${PIP_INDEX_URL:-} ]] && echo "index-url = $PIP_INDEX_URL"
     [[ -n ${PIP_FIND_LINKS:-} ]] && echo "find-links = $PIP_FIND_LINKS"
+    true
   } > "$home/.config/pip/pip.conf"
+}
+
+galaxy_sanity() {
   (cd "$tree" && HOME=$home ../../../../../.cache/sanity-venv/bin/ansible-test sanity --local --requirements \
-    --python 3.11 --color no) || rc=1
+    --python 3.11 --color no)
+}
+
+galaxy_units() {
   # ansible-test units runs without our environment: the tests find the pinned upstream files
   # at <repo>/../shared/upstream, so that path must exist beside the copy too.
+  local rc=0
   mkdir -p "$out/ansible_collections/researchops/shared" &&
-    ln -sfn "$MLOPS_UPSTREAM_DIR" "$out/ansible_collections/researchops/shared/upstream"
+    ln -sfn "$MLOPS_UPSTREAM_DIR" "$out/ansible_collections/researchops/shared/upstream" || return 1
   (cd "$tree" && HOME=$home ../../../../../.cache/sanity-venv/bin/ansible-test units --local --requirements --python 3.11 \
     --color no) || rc=1
   rm -rf "$out/ansible_collections/researchops/shared"
+  return $rc
+}
 
-  echo "--- antsibull-docs lint-collection-docs"
+galaxy_docs() {
   # It copies the collection and its dependencies (found with ansible-galaxy collection
   # list) git-aware: dependencies must lie outside any git checkout to be copied whole.
-  local docdeps
+  local docdeps rc=0 c
   docdeps=$(mktemp -d)
   for c in kubernetes/core ansible/posix ansible/utils; do
-    mkdir -p "$docdeps/ansible_collections/${c%/*}" && cp -r "$deps/$c" "$docdeps/ansible_collections/$c"
+    mkdir -p "$docdeps/ansible_collections/${c%/*}" && cp -r "$deps/$c" "$docdeps/ansible_collections/$c" || rc=1
   done
   ANSIBLE_COLLECTIONS_PATH=$docdeps antsibull-docs lint-collection-docs --plugin-docs "$tree" || rc=1
   rm -rf "$docdeps"
+  return $rc
+}
 
-  echo "--- antsibull-changelog: fragments, and the release changelog they generate"
-  antsibull-changelog lint || rc=1
-  antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml || rc=1
+galaxy_changelog() {
   local version
   version=$(sed -n 's/^version: *//p' galaxy.yml)
-  (cd "$tree" && ANSIBLE_COLLECTIONS_PATH=$out antsibull-changelog release --version "$version" >/dev/null &&
-    antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml &&
-    grep -q "^v$version" CHANGELOG.rst) || { echo "antsibull-changelog release failed"; rc=1; }
+  antsibull-changelog lint && antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml &&
+    (cd "$tree" && ANSIBLE_COLLECTIONS_PATH=$out antsibull-changelog release --version "$version" &&
+      antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml &&
+      grep -q "^v$version" CHANGELOG.rst)
+}
 
-  echo "--- the installed collection renders what the checkout renders"
-  local tmp
+galaxy_installed_render() {
+  local tmp rc=0
   tmp=$(mktemp -d)
   # --no-deps: the dependencies come from the `ansible` package (requirements.txt).
   (cd "$tmp" && env -u ANSIBLE_CONFIG ansible-galaxy collection install --offline --no-deps --force \
-    -p "$tmp/collections" "${tarball[0]}" >/dev/null) || rc=1
+    -p "$tmp/collections" "$tarball") || rc=1
   # The copy keeps the layout its group_vars rely on (the example pipeline at ../../examples).
   mkdir -p "$tmp/inventories" "$tmp/examples" && cp -r inventories/local "$tmp/inventories/local" &&
-    cp -r examples/mnist "$tmp/examples/mnist"
+    cp -r examples/mnist "$tmp/examples/mnist" || rc=1
   ansible-playbook site.yml -i inventories/local -e mlops_render_dir="$out/render-checkout" >"$out/render-checkout.log" 2>&1 ||
-    { tail -20 "$out/render-checkout.log"; rc=1; }
+    { echo "render from the checkout failed:"; tail -20 "$out/render-checkout.log"; rc=1; }
   (cd "$tmp" && env -u ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH="$tmp/collections" \
     ansible-playbook researchops.mlops.site -i inventories/local -e mlops_render_dir="$tmp/render" >"$out/render-installed.log" 2>&1) ||
-    { tail -20 "$out/render-installed.log"; rc=1; }
+    { echo "render from the installed collection failed:"; tail -20 "$out/render-installed.log"; rc=1; }
   diff -r "$out/render-checkout" "$tmp/render" >"$out/render.diff" || { head -40 "$out/render.diff"; rc=1; }
   [[ -n $(find "$tmp/render" -name '*.yaml' -print -quit 2>/dev/null) ]] || { echo "installed render is empty"; rc=1; }
   rm -rf "$tmp"
   return $rc
+}
+
+layer_galaxy() {
+  local out=$PWD/build/galaxy ansible_pin core_pin tarball tree deps home=$PWD/.cache/ansible-test-home
+  local galaxy_failed=()
+  ansible_pin=$(grep -E '^ansible==' requirements.txt)
+  core_pin=$(grep -E '^ansible-core==' requirements.txt)
+  rm -rf "$out" && mkdir -p "$out" &&
+    ansible-galaxy collection build --force --output-path "$out" . >/dev/null || return 1
+  tarball=$(ls "$out"/researchops-mlops-*.tar.gz)
+  tree=$out/ansible_collections/researchops/mlops
+  deps=$(python -c 'import ansible_collections as a; print(list(a.__path__)[0])')
+  galaxy_step galaxy-importer galaxy_importer
+  galaxy_step sanity-setup galaxy_tree
+  galaxy_step ansible-test-sanity galaxy_sanity
+  galaxy_step ansible-test-units galaxy_units
+  galaxy_step antsibull-docs galaxy_docs
+  galaxy_step antsibull-changelog galaxy_changelog
+  galaxy_step installed-render galaxy_installed_render
+  ((${#galaxy_failed[@]} == 0)) || { echo "galaxy: failed steps: ${galaxy_failed[*]}"; return 1; }
 }
 
 # Scenarios run MOLECULE_JOBS at a time (default 2: the CI machine's cores; they share the
@@ -204,6 +245,11 @@ for layer in "${layers[@]}"; do
 done
 
 echo
+# CI shows only the tail of this output: repeat each failed layer's last lines here.
+for layer in "${failed_names[@]}"; do
+  echo "--- last lines of failed layer $layer (whole output: build/layers/$layer.log)"
+  tail -n 60 "build/layers/$layer.log"
+done
 ((failed)) && echo "failed layers: ${failed_names[*]}"
 echo "test layers: $passed passed, $failed failed"
 ((failed == 0))
