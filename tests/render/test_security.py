@@ -256,6 +256,157 @@ def test_pipeline_steps_cannot_reach_platform_internals(rendered, policies):
     assert reachable == []
 
 
+# ---------------------------------------------------------------- egress of the pipelines namespace
+PIPELINES = "mlops-pipelines"
+# Pods of the pipelines namespace besides the steps, with the labels upstream gives them:
+# argo-events v1.9.11 pkg/apis/events/v1alpha1/const.go (LabelEventSourceName,
+# LabelSensorName) and pkg/reconciler/eventbus/installer/installer.go getLabels.
+EVENTSOURCE = {"namespace": PIPELINES, "labels": {"controller": "eventsource-controller", "eventsource-name": "mnist-github",
+                                                 "owner-name": "mnist-github"}}
+SENSOR = {"namespace": PIPELINES, "labels": {"controller": "sensor-controller", "sensor-name": "mnist-ci", "owner-name": "mnist-ci"}}
+EVENTBUS = {"namespace": PIPELINES, "labels": {"controller": "eventbus-controller", "eventbus-name": "default",
+                                               "stateful-set-name": "eventbus-default-js"}}
+# The serving Deployment of the example model repository (examples/, label app).
+SERVING = {"namespace": PIPELINES, "labels": {"app": "mnist-serving"}}
+# Addresses: an API server (a k3s server node), GitHub, the cloud metadata endpoint.
+API_SERVER = {"ip": "192.0.2.11"}
+GITHUB = {"ip": "140.82.112.3"}
+METADATA = {"ip": "169.254.169.254"}
+DNS = {"namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}, "ip": "10.42.0.4"}
+
+
+def pod(rendered, namespace, name_or_labels, ip):
+    """A destination pod: the pods of a rendered Service, or given labels, at `ip` (an
+    address of the pod network, which ipBlock peers see as well)."""
+    if isinstance(name_or_labels, str):
+        return dict(service_pods(rendered, namespace, name_or_labels), ip=ip)
+    return {"namespace": namespace, "labels": name_or_labels, "ip": ip}
+
+
+def connection_allowed(policies, src, dst, port, protocol="TCP"):
+    """Both ends agree: the source's egress policies and the destination's ingress ones.
+    `src` is a pod (no "ip" key: ingress_allowed reads one as an address outside the pods)."""
+    if not sec.egress_allowed(policies, src, dst, port, protocol):
+        return False
+    return "namespace" not in dst or protocol != "TCP" or sec.ingress_allowed(policies, src, dst, port)
+
+
+def test_pipelines_namespace_denies_egress_by_default(policies):
+    assert sec.default_deny_egress(policies, PIPELINES)
+
+
+def test_pipeline_steps_send_only_what_they_need(rendered, policies):
+    """A step runs a model repository's code: its own namespace's egress policies (not only
+    the destinations' ingress ones) must keep it from the platform's internals, the nodes'
+    other ports and the cloud metadata endpoint."""
+    internals = {
+        "postgresql": (pod(rendered, "postgresql", "postgresql", "10.42.3.9"), 5432),
+        "garage admin": (pod(rendered, "object-storage", "garage-admin", "10.42.3.10"), 3903),
+        "garage rpc": (pod(rendered, "object-storage", "garage", "10.42.3.10"), 3901),
+        "argo-server": (pod(rendered, "argo", "argo-server", "10.42.3.11"), 2746),
+        "argocd-server": (pod(rendered, "argocd", {"app.kubernetes.io/name": "argocd-server"}, "10.42.3.12"), 8080),
+        "argocd-repo-server": (pod(rendered, "argocd", {"app.kubernetes.io/name": "argocd-repo-server"}, "10.42.3.13"), 8081),
+        "argocd-redis": (pod(rendered, "argocd", {"app.kubernetes.io/name": "argocd-redis"}, "10.42.3.14"), 6379),
+        "harbor core pod": (pod(rendered, "harbor", {"app": "harbor", "component": "core"}, "10.42.3.15"), 8080),
+        "harbor database port": (pod(rendered, "harbor", {"app": "harbor", "component": "core"}, "10.42.3.15"), 5432),
+        "eventbus": (dict(EVENTBUS, ip="10.42.2.20"), 4222),
+        "argo-events controller": (pod(rendered, "argo-events", {"app": "controller-manager"}, "10.42.3.16"), 7777),
+        "a kube-system pod": (pod(rendered, "kube-system", {"k8s-app": "metrics-server"}, "10.42.0.5"), 10250),
+        "a service address": ({"ip": "10.43.0.1"}, 443),
+        "cloud metadata": (METADATA, 80),
+        "kubelet of a node": (API_SERVER, 10250),
+        "etcd of a server": (API_SERVER, 2379),
+    }
+    reachable = [name for name, (dst, port) in internals.items() if sec.egress_allowed(policies, STEP, dst, port)]
+    assert reachable == []
+    needed = {
+        "dns (udp)": (DNS, 53, "UDP"),
+        "dns (tcp)": (DNS, 53, "TCP"),
+        "s3": (pod(rendered, "object-storage", "s3", "10.42.3.10"), 3900, "TCP"),
+        "harbor through traefik": (dict(TRAEFIK, ip="10.42.0.6"), 8443, "TCP"),
+        # The Argo executor (wait container) of every step creates and patches its
+        # WorkflowTaskResult: argo-workflows v4.1.2 workflow/executor/taskresult.go.
+        "api server (executor)": (API_SERVER, 6443, "TCP"),
+        "git over https": (GITHUB, 443, "TCP"),
+        "git over ssh": (GITHUB, 22, "TCP"),
+        "smoke request to serving": (dict(SERVING, ip="10.42.2.15"), 8080, "TCP"),
+    }
+    refused = [name for name, (dst, port, proto) in needed.items() if not connection_allowed(policies, STEP, dst, port, proto)]
+    assert refused == []
+
+
+def test_other_pipelines_pods_send_only_what_they_need(rendered, policies):
+    """EventSources talk to the EventBus (and the git host's API), Sensors to the EventBus
+    and the API server (argo-events sensors/triggers/argo-workflow: argo submit), the
+    EventBus to itself, the serving pods to S3 (their fetch-model init container)."""
+    s3 = pod(rendered, "object-storage", "s3", "10.42.3.10")
+    bus = dict(EVENTBUS, ip="10.42.2.20")
+    allowed = {
+        "eventsource -> eventbus": (EVENTSOURCE, bus, 4222),
+        "eventsource -> git host api": (EVENTSOURCE, GITHUB, 443),
+        "sensor -> eventbus": (SENSOR, bus, 4222),
+        "sensor -> api server": (SENSOR, API_SERVER, 6443),
+        "eventbus -> eventbus routes": (EVENTBUS, bus, 6222),
+        "serving -> s3": (SERVING, s3, 3900),
+    }
+    assert [name for name, (src, dst, port) in allowed.items() if not connection_allowed(policies, src, dst, port)] == []
+    denied = {
+        "eventsource -> api server": (EVENTSOURCE, API_SERVER, 6443),
+        "eventsource -> s3": (EVENTSOURCE, s3, 3900),
+        "sensor -> internet": (SENSOR, GITHUB, 443),
+        "sensor -> s3": (SENSOR, s3, 3900),
+        "eventbus -> internet": (EVENTBUS, GITHUB, 443),
+        "eventbus -> api server": (EVENTBUS, API_SERVER, 6443),
+        "serving -> internet": (SERVING, GITHUB, 443),
+        "serving -> api server": (SERVING, API_SERVER, 6443),
+        "serving -> postgresql": (SERVING, pod(rendered, "postgresql", "postgresql", "10.42.3.9"), 5432),
+        "serving -> cloud metadata": (SERVING, METADATA, 80),
+    }
+    assert [name for name, (src, dst, port) in denied.items() if sec.egress_allowed(policies, src, dst, port)] == []
+
+
+def test_api_server_addresses_come_from_the_inventory(repo_root, ansible_env, tmp_path):
+    """With servers in the inventory (the lab example), the API server egress goes to their
+    addresses only, and the external allow-list keeps the cluster networks and the
+    metadata range closed."""
+    import subprocess
+    from pathlib import Path
+    out = tmp_path / "lab"
+    cmd = [str(Path(ansible_env["PATH"].split(":")[0]) / "ansible-playbook"), "playbooks/platform.yml", "-i",
+           "inventories/lab", "--tags", "namespaces", "-e", "mlops_k8s_sink=render", "-e", f"mlops_render_dir={out}"]
+    result = subprocess.run(cmd, cwd=repo_root, env=ansible_env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-4000:]
+    lab = [yaml.safe_load(p.read_text()) for p in sorted((out / "platform" / "namespaces").glob("networkpolicy-*.yaml"))]
+    servers = yaml.safe_load((repo_root / "inventories" / "lab" / "hosts.yml").read_text())
+    servers = servers["all"]["children"]["k3s_cluster"]["children"]["k3s_servers"]["hosts"]
+    addresses = [host["ansible_host"] for host in servers.values()]
+    for address in addresses:
+        assert sec.egress_allowed(lab, STEP, {"ip": address}, 6443)
+    assert not sec.egress_allowed(lab, STEP, {"ip": "192.0.2.21"}, 6443)  # an agent: no API server there
+    assert not sec.egress_allowed(lab, STEP, {"ip": "10.42.0.9"}, 443)
+    assert not sec.egress_allowed(lab, STEP, METADATA, 80)
+
+
+def test_the_egress_evaluator_can_fail():
+    deny = {"metadata": {"namespace": "a"}, "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}
+    web = {"metadata": {"namespace": "a"}, "spec": {
+        "podSelector": {"matchLabels": {"app": "x"}}, "policyTypes": ["Egress"],
+        "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}], "ports": [{"port": 443}]},
+                   {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "k"}},
+                            "podSelector": {"matchLabels": {"dns": "y"}}}], "ports": [{"port": 53, "protocol": "UDP"}]}]}}
+    x = {"namespace": "a", "labels": {"app": "x"}}
+    dns = {"namespace": "k", "labels": {"dns": "y"}, "ip": "10.0.0.10"}
+    assert sec.egress_allowed([], x, {"ip": "10.1.1.1"}, 5432)
+    assert sec.egress_allowed([deny, web], x, {"ip": "1.1.1.1"}, 443)
+    assert not sec.egress_allowed([deny, web], x, {"ip": "1.1.1.1"}, 80)
+    assert not sec.egress_allowed([deny, web], x, {"ip": "10.1.1.1"}, 443)
+    assert not sec.egress_allowed([deny, web], {"namespace": "a", "labels": {}}, {"ip": "1.1.1.1"}, 443)
+    assert sec.egress_allowed([deny, web], x, dns, 53, "UDP")
+    assert not sec.egress_allowed([deny, web], x, dns, 53, "TCP")
+    assert not sec.egress_allowed([deny, web], x, dict(dns, namespace="other"), 53, "UDP")
+    assert sec.default_deny_egress([deny, web], "a") and not sec.default_deny_egress([web], "a")
+
+
 def test_documented_flows_are_allowed(rendered, policies):
     """The flows docs/security.md lists, each one checked against the policies."""
     flows = [
@@ -280,7 +431,8 @@ def test_documented_flows_are_allowed(rendered, policies):
         ("traefik -> github webhook", TRAEFIK,
          {"namespace": "mlops-pipelines", "labels": {"eventsource-name": "mnist-github"}}, 12000),
     ]
-    denied = [name for name, src, dst, port in flows if not sec.ingress_allowed(policies, src, dst, port)]
+    denied = [name for name, src, dst, port in flows if not sec.ingress_allowed(policies, src, dst, port)
+              or ("namespace" in src and not sec.egress_allowed(policies, src, dict(dst, ip="10.42.9.9"), port))]
     assert denied == []
 
 
