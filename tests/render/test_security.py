@@ -587,6 +587,91 @@ def test_exceptions_table_parses(repo_root):
     assert yaml.safe_dump(table)
 
 
+# ---------------------------------------------------------------- TLS to PostgreSQL
+def one(rendered, kind, name, namespace=None):
+    found = [o for o in objects_of(rendered, kind) if o["metadata"]["name"] == name
+             and (namespace is None or o["metadata"].get("namespace") == namespace)]
+    assert len(found) == 1, f"{kind} {namespace}/{name}: {len(found)} rendered"
+    return found[0]
+
+
+def server_args(container):
+    """{name: value} of the `-c name=value` arguments of the postgres container."""
+    args = container.get("args", [])
+    return dict(args[i + 1].split("=", 1) for i in range(len(args) - 1) if args[i] == "-c")
+
+
+def mounted_file(spec, container, path):
+    """(volume, key) providing the file at `path` in `container`: a Secret/ConfigMap item
+    (or a key of the whole object) under one of its volumeMounts."""
+    for mount in container.get("volumeMounts", []):
+        prefix = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(prefix):
+            volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+            source = volume.get("secret") or volume.get("configMap") or {}
+            relative = path[len(prefix):]
+            items = source.get("items")
+            key = next((i["key"] for i in items if i["path"] == relative), None) if items else relative
+            return volume, key, next((i.get("mode") for i in items or [] if i["path"] == relative), None)
+    return None, None, None
+
+
+def test_postgresql_serves_tls_from_the_lab_ca_and_refuses_plain_tcp(rendered):
+    """PostgreSQL 17 docs, "Secure TCP/IP Connections with SSL" (ssl, ssl_cert_file,
+    ssl_key_file) and "The pg_hba.conf File" (hostssl matches TCP connections with SSL
+    only; `host` matches both): with ssl=on and no `host` line for network addresses, a
+    client without TLS is refused. The key file: src/backend/libpq/be-secure-common.c
+    check_ssl_key_file_permissions refuses a root-owned key with group write/execute or any
+    world permission (a Secret volume's files are root-owned)."""
+    sts = one(rendered, "StatefulSet", "postgresql", "postgresql")
+    spec = sts["spec"]["template"]["spec"]
+    container = next(c for c in spec["containers"] if c["name"] == "postgresql")
+    settings = server_args(container)
+    assert settings.get("ssl") == "on"
+    cert_volume, cert_key, _ = mounted_file(spec, container, settings["ssl_cert_file"])
+    key_volume, key_key, key_mode = mounted_file(spec, container, settings["ssl_key_file"])
+    assert (cert_key, key_key) == ("tls.crt", "tls.key")
+    assert cert_volume["secret"]["secretName"] == key_volume["secret"]["secretName"]
+    mode = key_mode if key_mode is not None else key_volume["secret"].get("defaultMode", 0o644)
+    assert mode & 0o037 == 0, f"key file mode {oct(mode)}: PostgreSQL refuses it"
+    # The certificate: cert-manager, from the lab CA, for the name every client dials.
+    certificate = next(c for c in objects_of(rendered, "Certificate")
+                       if c["spec"]["secretName"] == key_volume["secret"]["secretName"]
+                       and c["metadata"]["namespace"] == "postgresql")
+    issuer = one(rendered, "ClusterIssuer", certificate["spec"]["issuerRef"]["name"])
+    assert "ca" in issuer["spec"], "the server certificate comes from the lab CA issuer"
+    harbor = one(rendered, "Application", "harbor", "argocd")
+    values = yaml.safe_load(harbor["spec"]["source"]["helm"]["values"]) if "values" in harbor["spec"]["source"]["helm"] \
+        else harbor["spec"]["source"]["helm"]["valuesObject"]
+    assert values["database"]["external"]["host"] in certificate["spec"]["dnsNames"]
+    # pg_hba.conf: network logins over TLS only.
+    hba_volume, hba_key, _ = mounted_file(spec, container, settings["hba_file"])
+    hba = one(rendered, "ConfigMap", hba_volume["configMap"]["name"], "postgresql")["data"][hba_key]
+    lines = [line.split() for line in hba.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    plain = [line for line in lines if line[0] in ("host", "hostnossl")
+             and line[3] not in ("127.0.0.1/32", "::1/128") and line[-1] != "reject"]
+    assert plain == [] and any(line[0] == "hostssl" for line in lines)
+
+
+def test_postgresql_clients_use_tls(rendered):
+    """Harbor: harbor-helm values.yaml database.external.sslmode ("require" - Always SSL
+    (skip verification), "verify-ca", "verify-full"). The setup Job: libpq's PGSSLMODE
+    verify-full with PGSSLROOTCERT (libpq "Environment Variables", "SSL Support"), the lab
+    CA from the certificate's Secret (ca.crt, as cert-manager's CA issuer writes it)."""
+    harbor = one(rendered, "Application", "harbor", "argocd")
+    helm = harbor["spec"]["source"]["helm"]
+    values = yaml.safe_load(helm["values"]) if "values" in helm else helm["valuesObject"]
+    assert values["database"]["external"]["sslmode"] in ("require", "verify-ca", "verify-full")
+    jobs = [j for j in objects_of(rendered, "Job") if j["metadata"]["name"].startswith("postgresql-setup-")]
+    assert len(jobs) == 1
+    spec = jobs[0]["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PGSSLMODE"] == "verify-full"
+    volume, key, _ = mounted_file(spec, container, env["PGSSLROOTCERT"])
+    assert key == "ca.crt" and volume["secret"]["secretName"] == "postgresql-tls"
+
+
 # ---------------------------------------------------------------- Argo Workflows SSO
 SSO = {"argo_workflows_sso_enabled": True, "argo_workflows_sso_issuer": "https://accounts.google.com",
        "argo_workflows_sso_client_id": "id.apps.googleusercontent.com", "argo_workflows_sso_client_secret": "s3cr3t-value-9f1",
