@@ -514,6 +514,104 @@ def test_the_digest_check_can_fail():
     assert not sec.DIGEST.match("docker.io/library/python@sha256:" + "a" * 64)  # tag dropped
 
 
+# Publishers whose images a step holding credentials may run, by image name prefix: the
+# projects' own registries or organisations (or the platform's registry, for what it
+# builds itself, added in the test).
+OFFICIAL_PUBLISHERS = {
+    "quay.io/argoproj/": "the Argo project",
+    # kubernetes/kubernetes#116672 "Add an image for kubectl" (pushed from v1.28 on).
+    "registry.k8s.io/": "the Kubernetes project",
+    "gcr.io/go-containerregistry/": "go-containerregistry (crane)",
+    "docker.io/library/": "Docker Official Images",
+    "docker.io/amazon/": "Amazon Web Services (aws-cli)",
+}
+EXECUTOR_ONLY = [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}]
+
+
+def credential_steps(objects):
+    """(template ref, step, image, credentials) of every Workflow(Template) container that
+    holds a credential: a Secret as env, envFrom or a mounted volume, or a ServiceAccount
+    whose Roles grant more than the Argo executor's own rule."""
+    roles = {(o["metadata"].get("namespace"), o["metadata"]["name"]): o.get("rules", [])
+             for o in objects if o["kind"] == "Role"}
+    powers = {}
+    for binding in (o for o in objects if o["kind"] == "RoleBinding"):
+        rules = roles.get((binding["metadata"].get("namespace"), binding["roleRef"]["name"]), [])
+        for subject in binding.get("subjects") or []:
+            if subject["kind"] == "ServiceAccount" and rules != EXECUTOR_ONLY:
+                powers.setdefault(subject["name"], []).append(sec.ref(binding))
+    for wft in (o for o in objects if o["kind"] in ("WorkflowTemplate", "Workflow")):
+        spec = wft["spec"]
+        for template in spec.get("templates", []):
+            volumes = {v["name"]: v for v in [*spec.get("volumes", []), *template.get("volumes", [])]}
+            account = template.get("serviceAccountName", spec.get("serviceAccountName"))
+            containers = [template[k] for k in ("container", "script") if k in template]
+            containers += template.get("containerSet", {}).get("containers", [])
+            for container in containers:
+                held = [f"env {e['name']}" for e in container.get("env", []) if "secretKeyRef" in (e.get("valueFrom") or {})]
+                held += [f"envFrom {e['secretRef']['name']}" for e in container.get("envFrom", []) if "secretRef" in e]
+                held += [f"volume {m['name']}" for m in container.get("volumeMounts", [])
+                         if "secret" in volumes.get(m["name"], {})]
+                held += [f"ServiceAccount {account} ({', '.join(powers[account])})"] if account in powers else []
+                if held:
+                    yield sec.ref(wft), f"{template['name']}/{container['name']}", container["image"], held
+
+
+def credential_images_outside(objects, registry):
+    publishers = tuple(OFFICIAL_PUBLISHERS) + (registry + "/",)
+    return {image: f"{where} {step}: {held}" for where, step, image, held in credential_steps(objects)
+            if not image.startswith(publishers)}
+
+
+def pipeline_fixtures(repo_root):
+    """The pipeline filter tests' inputs (example spec, platform values, pinned images)."""
+    import importlib.util
+    path = repo_root / "tests" / "unit" / "plugins" / "filter" / "pipeline_fixtures.py"
+    module_spec = importlib.util.spec_from_file_location("pipeline_fixtures_for_security", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def test_credential_holding_steps_use_official_images(rendered, platform_defaults, excepted, repo_root):
+    """Steps holding credentials (the push Secret, S3 keys, git credentials, a
+    ServiceAccount that can patch the Argo CD Application) run images of their project's
+    official publisher or of the platform's registry. Checked on the render and on the
+    example pipeline with git credentials over HTTPS and SSH (the render's example repo is
+    public)."""
+    from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeline_objects
+    registry = platform_defaults["mlops_registry_host"].replace("{{ mlops_domain }}", platform_defaults["mlops_domain"])
+    objects = [obj for _source, obj in rendered]
+    found = credential_images_outside(objects, registry)
+    assert [o for o in objects if o["kind"] == "WorkflowTemplate"], "no WorkflowTemplate rendered"
+    fixtures = pipeline_fixtures(repo_root)
+    example_spec, images, platform = fixtures.example_spec, fixtures.images, fixtures.platform
+    for url, secret in (("https://github.com/lab/mnist.git", "mnist-git"), ("git@github.com:lab/mnist.git", "mnist-deploy-key")):
+        spec = example_spec()
+        spec["repo"].update(url=url, credentials_secret=secret)
+        generated = pipeline_objects([spec], platform=platform(), images=images())["mnist"]
+        found.update(credential_images_outside(generated, platform()["registry_host"]))
+    allowed = excepted.get("credential-image", {})
+    assert {image: where for image, where in found.items() if image not in allowed} == {}
+    assert_used(excepted, "credential-image", found)
+
+
+def test_the_credential_image_check_can_fail():
+    wft = {"kind": "WorkflowTemplate", "metadata": {"name": "w", "namespace": "p"}, "spec": {
+        "serviceAccountName": "ci", "templates": [
+            {"name": "a", "container": {"name": "main", "image": "docker.io/someone/tool:1",
+                                        "envFrom": [{"secretRef": {"name": "s3"}}]}},
+            {"name": "b", "container": {"name": "main", "image": "docker.io/someone/tool:1"}},
+            {"name": "c", "serviceAccountName": "cd", "container": {"name": "main", "image": "docker.io/other/kubectl:1"}}]}}
+    role = {"kind": "Role", "metadata": {"name": "cd", "namespace": "p"},
+            "rules": EXECUTOR_ONLY + [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]}]}
+    binding = {"kind": "RoleBinding", "metadata": {"name": "cd", "namespace": "p"}, "roleRef": {"kind": "Role", "name": "cd"},
+               "subjects": [{"kind": "ServiceAccount", "name": "cd", "namespace": "p"}]}
+    assert set(credential_images_outside([wft, role, binding], "harbor.x")) == {"docker.io/someone/tool:1", "docker.io/other/kubectl:1"}
+    wft["spec"]["templates"][0]["container"]["image"] = "docker.io/amazon/aws-cli:2"
+    assert set(credential_images_outside([wft, role], "harbor.x")) == set()
+
+
 def test_helm_charts_come_from_immutable_sources(rendered, versions, excepted):
     """A chart source is immutable when it is a Git commit (40 hex) or a chart version
     whose archive digest is pinned in versions.yml; never a branch such as master/main."""
@@ -583,7 +681,8 @@ def test_every_ingress_uses_the_platform_issuer(rendered):
 
 def test_exceptions_table_parses(repo_root):
     table = exceptions(repo_root)
-    assert set(table) <= {"secret-access", "namespace-level", "pod-security", "image-digest", "chart-digest", "exposure"}
+    assert set(table) <= {"secret-access", "namespace-level", "pod-security", "image-digest", "chart-digest", "exposure",
+                          "credential-image"}
     assert yaml.safe_dump(table)
 
 
