@@ -219,6 +219,15 @@ def _port_ok(rule_ports, port, named):
     return False
 
 
+def _peer_selects(peer, policy, pod):
+    """A NetworkPolicyPeer with namespaceSelector and/or podSelector picks `pod`
+    ({"namespace", "labels"}): no namespaceSelector means the policy's own namespace."""
+    ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
+    in_ns = _match_labels(ns_sel, {"kubernetes.io/metadata.name": pod["namespace"]}) if ns_sel is not None \
+        else pod["namespace"] == policy["metadata"]["namespace"]
+    return in_ns and (pod_sel is None or _match_labels(pod_sel, pod["labels"]))
+
+
 def ingress_allowed(policies, src, dst, port, named_port=None):
     """Whether `src` may open a TCP connection to `dst` on `port`, under the
     NetworkPolicy semantics of the Kubernetes API (networking/v1 NetworkPolicy docs:
@@ -245,11 +254,7 @@ def ingress_allowed(policies, src, dst, port, named_port=None):
                     continue
                 if src.get("ip"):
                     continue
-                ns_labels = {"kubernetes.io/metadata.name": src["namespace"]}
-                ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
-                in_ns = _match_labels(ns_sel, ns_labels) if ns_sel is not None \
-                    else src["namespace"] == policy["metadata"]["namespace"]
-                if in_ns and (pod_sel is None or _match_labels(pod_sel, src["labels"])):
+                if _peer_selects(peer, policy, src):
                     return True
     return False
 
@@ -314,10 +319,7 @@ def egress_allowed(policies, src, dst, port, protocol="TCP"):
                     continue
                 if "namespace" not in dst:
                     continue
-                ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
-                in_ns = _match_labels(ns_sel, {"kubernetes.io/metadata.name": dst["namespace"]}) if ns_sel is not None \
-                    else dst["namespace"] == policy["metadata"]["namespace"]
-                if in_ns and (pod_sel is None or _match_labels(pod_sel, dst["labels"])):
+                if _peer_selects(peer, policy, dst):
                     return True
     return False
 
