@@ -4,6 +4,7 @@ objects so that each one can be fed a hand-made object that must fail.
 Where a rule comes from upstream, the docstring names the upstream source it follows."""
 from __future__ import annotations
 
+import ipaddress
 import re
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "researchops.mlops")
@@ -218,6 +219,15 @@ def _port_ok(rule_ports, port, named):
     return False
 
 
+def _peer_selects(peer, policy, pod):
+    """A NetworkPolicyPeer with namespaceSelector and/or podSelector picks `pod`
+    ({"namespace", "labels"}): no namespaceSelector means the policy's own namespace."""
+    ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
+    in_ns = _match_labels(ns_sel, {"kubernetes.io/metadata.name": pod["namespace"]}) if ns_sel is not None \
+        else pod["namespace"] == policy["metadata"]["namespace"]
+    return in_ns and (pod_sel is None or _match_labels(pod_sel, pod["labels"]))
+
+
 def ingress_allowed(policies, src, dst, port, named_port=None):
     """Whether `src` may open a TCP connection to `dst` on `port`, under the
     NetworkPolicy semantics of the Kubernetes API (networking/v1 NetworkPolicy docs:
@@ -244,11 +254,7 @@ def ingress_allowed(policies, src, dst, port, named_port=None):
                     continue
                 if src.get("ip"):
                     continue
-                ns_labels = {"kubernetes.io/metadata.name": src["namespace"]}
-                ns_sel, pod_sel = peer.get("namespaceSelector"), peer.get("podSelector")
-                in_ns = _match_labels(ns_sel, ns_labels) if ns_sel is not None \
-                    else src["namespace"] == policy["metadata"]["namespace"]
-                if in_ns and (pod_sel is None or _match_labels(pod_sel, src["labels"])):
+                if _peer_selects(peer, policy, src):
                     return True
     return False
 
@@ -257,3 +263,68 @@ def default_deny_ingress(policies, namespace):
     """A policy of `namespace` selecting every pod for Ingress with no rule."""
     return [p for p in policies if p["metadata"]["namespace"] == namespace and p["spec"].get("podSelector") == {}
             and "Ingress" in (p["spec"].get("policyTypes") or []) and not p["spec"].get("ingress")]
+
+
+def _port_protocol_ok(rule_ports, port, protocol):
+    """NetworkPolicyPort: protocol defaults to TCP; no port matches every port; endPort
+    makes a range."""
+    if not rule_ports:
+        return True
+    for item in rule_ports:
+        if item.get("protocol", "TCP") != protocol:
+            continue
+        want, end = item.get("port"), item.get("endPort")
+        if want is None or want == port or (isinstance(want, int) and end and want <= port <= end):
+            return True
+    return False
+
+
+def _in_block(block, address):
+    """IPBlock: `address` inside cidr and in none of its except ranges."""
+    if address is None:
+        return False
+    ip = ipaddress.ip_address(address)
+    cidr = ipaddress.ip_network(block["cidr"])
+    return ip.version == cidr.version and ip in cidr and not any(
+        ip in ipaddress.ip_network(item) for item in block.get("except") or [] if ipaddress.ip_network(item).version == ip.version)
+
+
+def egress_allowed(policies, src, dst, port, protocol="TCP"):
+    """Whether the pod `src` may send to `dst` on `port`, under the egress semantics of the
+    NetworkPolicy API (networking/v1 NetworkPolicy docs: a pod is isolated for egress
+    once a policy with policyType Egress selects it; policyTypes left out means Egress
+    only when the policy has egress rules; then a connection is allowed when one egress
+    rule of one such policy admits it: its ports (protocol TCP by default) and one of
+    its `to` peers, or any peer when `to` is empty). src: {"namespace", "labels"}; dst: a
+    pod {"namespace", "labels", "ip"} (ipBlock peers match its address too, as they do on
+    kube-router) or an address outside the cluster {"ip"}."""
+    def types(policy):
+        declared = policy["spec"].get("policyTypes")
+        return declared if declared else (["Ingress", "Egress"] if "egress" in policy["spec"] else ["Ingress"])
+    selecting = [p for p in policies if p["metadata"]["namespace"] == src["namespace"] and "Egress" in types(p)
+                 and _match_labels(p["spec"].get("podSelector", {}), src["labels"])]
+    if not selecting:
+        return True
+    for policy in selecting:
+        for rule in policy["spec"].get("egress") or []:
+            if not _port_protocol_ok(rule.get("ports"), port, protocol):
+                continue
+            peers = rule.get("to")
+            if not peers:
+                return True
+            for peer in peers:
+                if "ipBlock" in peer:
+                    if _in_block(peer["ipBlock"], dst.get("ip")):
+                        return True
+                    continue
+                if "namespace" not in dst:
+                    continue
+                if _peer_selects(peer, policy, dst):
+                    return True
+    return False
+
+
+def default_deny_egress(policies, namespace):
+    """A policy of `namespace` selecting every pod for Egress with no rule."""
+    return [p for p in policies if p["metadata"]["namespace"] == namespace and p["spec"].get("podSelector") == {}
+            and "Egress" in (p["spec"].get("policyTypes") or []) and not p["spec"].get("egress")]

@@ -256,6 +256,157 @@ def test_pipeline_steps_cannot_reach_platform_internals(rendered, policies):
     assert reachable == []
 
 
+# ---------------------------------------------------------------- egress of the pipelines namespace
+PIPELINES = "mlops-pipelines"
+# Pods of the pipelines namespace besides the steps, with the labels upstream gives them:
+# argo-events v1.9.11 pkg/apis/events/v1alpha1/const.go (LabelEventSourceName,
+# LabelSensorName) and pkg/reconciler/eventbus/installer/installer.go getLabels.
+EVENTSOURCE = {"namespace": PIPELINES, "labels": {"controller": "eventsource-controller", "eventsource-name": "mnist-github",
+                                                 "owner-name": "mnist-github"}}
+SENSOR = {"namespace": PIPELINES, "labels": {"controller": "sensor-controller", "sensor-name": "mnist-ci", "owner-name": "mnist-ci"}}
+EVENTBUS = {"namespace": PIPELINES, "labels": {"controller": "eventbus-controller", "eventbus-name": "default",
+                                               "stateful-set-name": "eventbus-default-js"}}
+# The serving Deployment of the example model repository (examples/, label app).
+SERVING = {"namespace": PIPELINES, "labels": {"app": "mnist-serving"}}
+# Addresses: an API server (a k3s server node), GitHub, the cloud metadata endpoint.
+API_SERVER = {"ip": "192.0.2.11"}
+GITHUB = {"ip": "140.82.112.3"}
+METADATA = {"ip": "169.254.169.254"}
+DNS = {"namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}, "ip": "10.42.0.4"}
+
+
+def pod(rendered, namespace, name_or_labels, ip):
+    """A destination pod: the pods of a rendered Service, or given labels, at `ip` (an
+    address of the pod network, which ipBlock peers see as well)."""
+    if isinstance(name_or_labels, str):
+        return dict(service_pods(rendered, namespace, name_or_labels), ip=ip)
+    return {"namespace": namespace, "labels": name_or_labels, "ip": ip}
+
+
+def connection_allowed(policies, src, dst, port, protocol="TCP"):
+    """Both ends agree: the source's egress policies and the destination's ingress ones.
+    `src` is a pod (no "ip" key: ingress_allowed reads one as an address outside the pods)."""
+    if not sec.egress_allowed(policies, src, dst, port, protocol):
+        return False
+    return "namespace" not in dst or protocol != "TCP" or sec.ingress_allowed(policies, src, dst, port)
+
+
+def test_pipelines_namespace_denies_egress_by_default(policies):
+    assert sec.default_deny_egress(policies, PIPELINES)
+
+
+def test_pipeline_steps_send_only_what_they_need(rendered, policies):
+    """A step runs a model repository's code: its own namespace's egress policies (not only
+    the destinations' ingress ones) must keep it from the platform's internals, the nodes'
+    other ports and the cloud metadata endpoint."""
+    internals = {
+        "postgresql": (pod(rendered, "postgresql", "postgresql", "10.42.3.9"), 5432),
+        "garage admin": (pod(rendered, "object-storage", "garage-admin", "10.42.3.10"), 3903),
+        "garage rpc": (pod(rendered, "object-storage", "garage", "10.42.3.10"), 3901),
+        "argo-server": (pod(rendered, "argo", "argo-server", "10.42.3.11"), 2746),
+        "argocd-server": (pod(rendered, "argocd", {"app.kubernetes.io/name": "argocd-server"}, "10.42.3.12"), 8080),
+        "argocd-repo-server": (pod(rendered, "argocd", {"app.kubernetes.io/name": "argocd-repo-server"}, "10.42.3.13"), 8081),
+        "argocd-redis": (pod(rendered, "argocd", {"app.kubernetes.io/name": "argocd-redis"}, "10.42.3.14"), 6379),
+        "harbor core pod": (pod(rendered, "harbor", {"app": "harbor", "component": "core"}, "10.42.3.15"), 8080),
+        "harbor database port": (pod(rendered, "harbor", {"app": "harbor", "component": "core"}, "10.42.3.15"), 5432),
+        "eventbus": (dict(EVENTBUS, ip="10.42.2.20"), 4222),
+        "argo-events controller": (pod(rendered, "argo-events", {"app": "controller-manager"}, "10.42.3.16"), 7777),
+        "a kube-system pod": (pod(rendered, "kube-system", {"k8s-app": "metrics-server"}, "10.42.0.5"), 10250),
+        "a service address": ({"ip": "10.43.0.1"}, 443),
+        "cloud metadata": (METADATA, 80),
+        "kubelet of a node": (API_SERVER, 10250),
+        "etcd of a server": (API_SERVER, 2379),
+    }
+    reachable = [name for name, (dst, port) in internals.items() if sec.egress_allowed(policies, STEP, dst, port)]
+    assert reachable == []
+    needed = {
+        "dns (udp)": (DNS, 53, "UDP"),
+        "dns (tcp)": (DNS, 53, "TCP"),
+        "s3": (pod(rendered, "object-storage", "s3", "10.42.3.10"), 3900, "TCP"),
+        "harbor through traefik": (dict(TRAEFIK, ip="10.42.0.6"), 8443, "TCP"),
+        # The Argo executor (wait container) of every step creates and patches its
+        # WorkflowTaskResult: argo-workflows v4.1.2 workflow/executor/taskresult.go.
+        "api server (executor)": (API_SERVER, 6443, "TCP"),
+        "git over https": (GITHUB, 443, "TCP"),
+        "git over ssh": (GITHUB, 22, "TCP"),
+        "smoke request to serving": (dict(SERVING, ip="10.42.2.15"), 8080, "TCP"),
+    }
+    refused = [name for name, (dst, port, proto) in needed.items() if not connection_allowed(policies, STEP, dst, port, proto)]
+    assert refused == []
+
+
+def test_other_pipelines_pods_send_only_what_they_need(rendered, policies):
+    """EventSources talk to the EventBus (and the git host's API), Sensors to the EventBus
+    and the API server (argo-events sensors/triggers/argo-workflow: argo submit), the
+    EventBus to itself, the serving pods to S3 (their fetch-model init container)."""
+    s3 = pod(rendered, "object-storage", "s3", "10.42.3.10")
+    bus = dict(EVENTBUS, ip="10.42.2.20")
+    allowed = {
+        "eventsource -> eventbus": (EVENTSOURCE, bus, 4222),
+        "eventsource -> git host api": (EVENTSOURCE, GITHUB, 443),
+        "sensor -> eventbus": (SENSOR, bus, 4222),
+        "sensor -> api server": (SENSOR, API_SERVER, 6443),
+        "eventbus -> eventbus routes": (EVENTBUS, bus, 6222),
+        "serving -> s3": (SERVING, s3, 3900),
+    }
+    assert [name for name, (src, dst, port) in allowed.items() if not connection_allowed(policies, src, dst, port)] == []
+    denied = {
+        "eventsource -> api server": (EVENTSOURCE, API_SERVER, 6443),
+        "eventsource -> s3": (EVENTSOURCE, s3, 3900),
+        "sensor -> internet": (SENSOR, GITHUB, 443),
+        "sensor -> s3": (SENSOR, s3, 3900),
+        "eventbus -> internet": (EVENTBUS, GITHUB, 443),
+        "eventbus -> api server": (EVENTBUS, API_SERVER, 6443),
+        "serving -> internet": (SERVING, GITHUB, 443),
+        "serving -> api server": (SERVING, API_SERVER, 6443),
+        "serving -> postgresql": (SERVING, pod(rendered, "postgresql", "postgresql", "10.42.3.9"), 5432),
+        "serving -> cloud metadata": (SERVING, METADATA, 80),
+    }
+    assert [name for name, (src, dst, port) in denied.items() if sec.egress_allowed(policies, src, dst, port)] == []
+
+
+def test_api_server_addresses_come_from_the_inventory(repo_root, ansible_env, tmp_path):
+    """With servers in the inventory (the lab example), the API server egress goes to their
+    addresses only, and the external allow-list keeps the cluster networks and the
+    metadata range closed."""
+    import subprocess
+    from pathlib import Path
+    out = tmp_path / "lab"
+    cmd = [str(Path(ansible_env["PATH"].split(":")[0]) / "ansible-playbook"), "playbooks/platform.yml", "-i",
+           "inventories/lab", "--tags", "namespaces", "-e", "mlops_k8s_sink=render", "-e", f"mlops_render_dir={out}"]
+    result = subprocess.run(cmd, cwd=repo_root, env=ansible_env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-4000:]
+    lab = [yaml.safe_load(p.read_text()) for p in sorted((out / "platform" / "namespaces").glob("networkpolicy-*.yaml"))]
+    servers = yaml.safe_load((repo_root / "inventories" / "lab" / "hosts.yml").read_text())
+    servers = servers["all"]["children"]["k3s_cluster"]["children"]["k3s_servers"]["hosts"]
+    addresses = [host["ansible_host"] for host in servers.values()]
+    for address in addresses:
+        assert sec.egress_allowed(lab, STEP, {"ip": address}, 6443)
+    assert not sec.egress_allowed(lab, STEP, {"ip": "192.0.2.21"}, 6443)  # an agent: no API server there
+    assert not sec.egress_allowed(lab, STEP, {"ip": "10.42.0.9"}, 443)
+    assert not sec.egress_allowed(lab, STEP, METADATA, 80)
+
+
+def test_the_egress_evaluator_can_fail():
+    deny = {"metadata": {"namespace": "a"}, "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}
+    web = {"metadata": {"namespace": "a"}, "spec": {
+        "podSelector": {"matchLabels": {"app": "x"}}, "policyTypes": ["Egress"],
+        "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}], "ports": [{"port": 443}]},
+                   {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "k"}},
+                            "podSelector": {"matchLabels": {"dns": "y"}}}], "ports": [{"port": 53, "protocol": "UDP"}]}]}}
+    x = {"namespace": "a", "labels": {"app": "x"}}
+    dns = {"namespace": "k", "labels": {"dns": "y"}, "ip": "10.0.0.10"}
+    assert sec.egress_allowed([], x, {"ip": "10.1.1.1"}, 5432)
+    assert sec.egress_allowed([deny, web], x, {"ip": "1.1.1.1"}, 443)
+    assert not sec.egress_allowed([deny, web], x, {"ip": "1.1.1.1"}, 80)
+    assert not sec.egress_allowed([deny, web], x, {"ip": "10.1.1.1"}, 443)
+    assert not sec.egress_allowed([deny, web], {"namespace": "a", "labels": {}}, {"ip": "1.1.1.1"}, 443)
+    assert sec.egress_allowed([deny, web], x, dns, 53, "UDP")
+    assert not sec.egress_allowed([deny, web], x, dns, 53, "TCP")
+    assert not sec.egress_allowed([deny, web], x, dict(dns, namespace="other"), 53, "UDP")
+    assert sec.default_deny_egress([deny, web], "a") and not sec.default_deny_egress([web], "a")
+
+
 def test_documented_flows_are_allowed(rendered, policies):
     """The flows docs/security.md lists, each one checked against the policies."""
     flows = [
@@ -280,7 +431,8 @@ def test_documented_flows_are_allowed(rendered, policies):
         ("traefik -> github webhook", TRAEFIK,
          {"namespace": "mlops-pipelines", "labels": {"eventsource-name": "mnist-github"}}, 12000),
     ]
-    denied = [name for name, src, dst, port in flows if not sec.ingress_allowed(policies, src, dst, port)]
+    denied = [name for name, src, dst, port in flows if not sec.ingress_allowed(policies, src, dst, port)
+              or ("namespace" in src and not sec.egress_allowed(policies, src, dict(dst, ip="10.42.9.9"), port))]
     assert denied == []
 
 
@@ -362,6 +514,104 @@ def test_the_digest_check_can_fail():
     assert not sec.DIGEST.match("docker.io/library/python@sha256:" + "a" * 64)  # tag dropped
 
 
+# Publishers whose images a step holding credentials may run, by image name prefix: the
+# projects' own registries or organisations (or the platform's registry, for what it
+# builds itself, added in the test).
+OFFICIAL_PUBLISHERS = {
+    "quay.io/argoproj/": "the Argo project",
+    # kubernetes/kubernetes#116672 "Add an image for kubectl" (pushed from v1.28 on).
+    "registry.k8s.io/": "the Kubernetes project",
+    "gcr.io/go-containerregistry/": "go-containerregistry (crane)",
+    "docker.io/library/": "Docker Official Images",
+    "docker.io/amazon/": "Amazon Web Services (aws-cli)",
+}
+EXECUTOR_ONLY = [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}]
+
+
+def credential_steps(objects):
+    """(template ref, step, image, credentials) of every Workflow(Template) container that
+    holds a credential: a Secret as env, envFrom or a mounted volume, or a ServiceAccount
+    whose Roles grant more than the Argo executor's own rule."""
+    roles = {(o["metadata"].get("namespace"), o["metadata"]["name"]): o.get("rules", [])
+             for o in objects if o["kind"] == "Role"}
+    powers = {}
+    for binding in (o for o in objects if o["kind"] == "RoleBinding"):
+        rules = roles.get((binding["metadata"].get("namespace"), binding["roleRef"]["name"]), [])
+        for subject in binding.get("subjects") or []:
+            if subject["kind"] == "ServiceAccount" and rules != EXECUTOR_ONLY:
+                powers.setdefault(subject["name"], []).append(sec.ref(binding))
+    for wft in (o for o in objects if o["kind"] in ("WorkflowTemplate", "Workflow")):
+        spec = wft["spec"]
+        for template in spec.get("templates", []):
+            volumes = {v["name"]: v for v in [*spec.get("volumes", []), *template.get("volumes", [])]}
+            account = template.get("serviceAccountName", spec.get("serviceAccountName"))
+            containers = [template[k] for k in ("container", "script") if k in template]
+            containers += template.get("containerSet", {}).get("containers", [])
+            for container in containers:
+                held = [f"env {e['name']}" for e in container.get("env", []) if "secretKeyRef" in (e.get("valueFrom") or {})]
+                held += [f"envFrom {e['secretRef']['name']}" for e in container.get("envFrom", []) if "secretRef" in e]
+                held += [f"volume {m['name']}" for m in container.get("volumeMounts", [])
+                         if "secret" in volumes.get(m["name"], {})]
+                held += [f"ServiceAccount {account} ({', '.join(powers[account])})"] if account in powers else []
+                if held:
+                    yield sec.ref(wft), f"{template['name']}/{container['name']}", container["image"], held
+
+
+def credential_images_outside(objects, registry):
+    publishers = tuple(OFFICIAL_PUBLISHERS) + (registry + "/",)
+    return {image: f"{where} {step}: {held}" for where, step, image, held in credential_steps(objects)
+            if not image.startswith(publishers)}
+
+
+def pipeline_fixtures(repo_root):
+    """The pipeline filter tests' inputs (example spec, platform values, pinned images)."""
+    import importlib.util
+    path = repo_root / "tests" / "unit" / "plugins" / "filter" / "pipeline_fixtures.py"
+    module_spec = importlib.util.spec_from_file_location("pipeline_fixtures_for_security", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def test_credential_holding_steps_use_official_images(rendered, platform_defaults, excepted, repo_root):
+    """Steps holding credentials (the push Secret, S3 keys, git credentials, a
+    ServiceAccount that can patch the Argo CD Application) run images of their project's
+    official publisher or of the platform's registry. Checked on the render and on the
+    example pipeline with git credentials over HTTPS and SSH (the render's example repo is
+    public)."""
+    from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeline_objects
+    registry = platform_defaults["mlops_registry_host"].replace("{{ mlops_domain }}", platform_defaults["mlops_domain"])
+    objects = [obj for _source, obj in rendered]
+    found = credential_images_outside(objects, registry)
+    assert [o for o in objects if o["kind"] == "WorkflowTemplate"], "no WorkflowTemplate rendered"
+    fixtures = pipeline_fixtures(repo_root)
+    example_spec, images, platform = fixtures.example_spec, fixtures.images, fixtures.platform
+    for url, secret in (("https://github.com/lab/mnist.git", "mnist-git"), ("git@github.com:lab/mnist.git", "mnist-deploy-key")):
+        spec = example_spec()
+        spec["repo"].update(url=url, credentials_secret=secret)
+        generated = pipeline_objects([spec], platform=platform(), images=images())["mnist"]
+        found.update(credential_images_outside(generated, platform()["registry_host"]))
+    allowed = excepted.get("credential-image", {})
+    assert {image: where for image, where in found.items() if image not in allowed} == {}
+    assert_used(excepted, "credential-image", found)
+
+
+def test_the_credential_image_check_can_fail():
+    wft = {"kind": "WorkflowTemplate", "metadata": {"name": "w", "namespace": "p"}, "spec": {
+        "serviceAccountName": "ci", "templates": [
+            {"name": "a", "container": {"name": "main", "image": "docker.io/someone/tool:1",
+                                        "envFrom": [{"secretRef": {"name": "s3"}}]}},
+            {"name": "b", "container": {"name": "main", "image": "docker.io/someone/tool:1"}},
+            {"name": "c", "serviceAccountName": "cd", "container": {"name": "main", "image": "docker.io/other/kubectl:1"}}]}}
+    role = {"kind": "Role", "metadata": {"name": "cd", "namespace": "p"},
+            "rules": EXECUTOR_ONLY + [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]}]}
+    binding = {"kind": "RoleBinding", "metadata": {"name": "cd", "namespace": "p"}, "roleRef": {"kind": "Role", "name": "cd"},
+               "subjects": [{"kind": "ServiceAccount", "name": "cd", "namespace": "p"}]}
+    assert set(credential_images_outside([wft, role, binding], "harbor.x")) == {"docker.io/someone/tool:1", "docker.io/other/kubectl:1"}
+    wft["spec"]["templates"][0]["container"]["image"] = "docker.io/amazon/aws-cli:2"
+    assert set(credential_images_outside([wft, role], "harbor.x")) == set()
+
+
 def test_helm_charts_come_from_immutable_sources(rendered, versions, excepted):
     """A chart source is immutable when it is a Git commit (40 hex) or a chart version
     whose archive digest is pinned in versions.yml; never a branch such as master/main."""
@@ -431,8 +681,94 @@ def test_every_ingress_uses_the_platform_issuer(rendered):
 
 def test_exceptions_table_parses(repo_root):
     table = exceptions(repo_root)
-    assert set(table) <= {"secret-access", "namespace-level", "pod-security", "image-digest", "chart-digest", "exposure"}
+    assert set(table) <= {"secret-access", "namespace-level", "pod-security", "image-digest", "chart-digest", "exposure",
+                          "credential-image"}
     assert yaml.safe_dump(table)
+
+
+# ---------------------------------------------------------------- TLS to PostgreSQL
+def one(rendered, kind, name, namespace=None):
+    found = [o for o in objects_of(rendered, kind) if o["metadata"]["name"] == name
+             and (namespace is None or o["metadata"].get("namespace") == namespace)]
+    assert len(found) == 1, f"{kind} {namespace}/{name}: {len(found)} rendered"
+    return found[0]
+
+
+def server_args(container):
+    """{name: value} of the `-c name=value` arguments of the postgres container."""
+    args = container.get("args", [])
+    return dict(args[i + 1].split("=", 1) for i in range(len(args) - 1) if args[i] == "-c")
+
+
+def mounted_file(spec, container, path):
+    """(volume, key) providing the file at `path` in `container`: a Secret/ConfigMap item
+    (or a key of the whole object) under one of its volumeMounts."""
+    for mount in container.get("volumeMounts", []):
+        prefix = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(prefix):
+            volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+            source = volume.get("secret") or volume.get("configMap") or {}
+            relative = path[len(prefix):]
+            items = source.get("items")
+            key = next((i["key"] for i in items if i["path"] == relative), None) if items else relative
+            return volume, key, next((i.get("mode") for i in items or [] if i["path"] == relative), None)
+    return None, None, None
+
+
+def test_postgresql_serves_tls_from_the_lab_ca_and_refuses_plain_tcp(rendered):
+    """PostgreSQL 17 docs, "Secure TCP/IP Connections with SSL" (ssl, ssl_cert_file,
+    ssl_key_file) and "The pg_hba.conf File" (hostssl matches TCP connections with SSL
+    only; `host` matches both): with ssl=on and no `host` line for network addresses, a
+    client without TLS is refused. The key file: src/backend/libpq/be-secure-common.c
+    check_ssl_key_file_permissions refuses a root-owned key with group write/execute or any
+    world permission (a Secret volume's files are root-owned)."""
+    sts = one(rendered, "StatefulSet", "postgresql", "postgresql")
+    spec = sts["spec"]["template"]["spec"]
+    container = next(c for c in spec["containers"] if c["name"] == "postgresql")
+    settings = server_args(container)
+    assert settings.get("ssl") == "on"
+    cert_volume, cert_key, _ = mounted_file(spec, container, settings["ssl_cert_file"])
+    key_volume, key_key, key_mode = mounted_file(spec, container, settings["ssl_key_file"])
+    assert (cert_key, key_key) == ("tls.crt", "tls.key")
+    assert cert_volume["secret"]["secretName"] == key_volume["secret"]["secretName"]
+    mode = key_mode if key_mode is not None else key_volume["secret"].get("defaultMode", 0o644)
+    assert mode & 0o037 == 0, f"key file mode {oct(mode)}: PostgreSQL refuses it"
+    # The certificate: cert-manager, from the lab CA, for the name every client dials.
+    certificate = next(c for c in objects_of(rendered, "Certificate")
+                       if c["spec"]["secretName"] == key_volume["secret"]["secretName"]
+                       and c["metadata"]["namespace"] == "postgresql")
+    issuer = one(rendered, "ClusterIssuer", certificate["spec"]["issuerRef"]["name"])
+    assert "ca" in issuer["spec"], "the server certificate comes from the lab CA issuer"
+    harbor = one(rendered, "Application", "harbor", "argocd")
+    values = yaml.safe_load(harbor["spec"]["source"]["helm"]["values"]) if "values" in harbor["spec"]["source"]["helm"] \
+        else harbor["spec"]["source"]["helm"]["valuesObject"]
+    assert values["database"]["external"]["host"] in certificate["spec"]["dnsNames"]
+    # pg_hba.conf: network logins over TLS only.
+    hba_volume, hba_key, _ = mounted_file(spec, container, settings["hba_file"])
+    hba = one(rendered, "ConfigMap", hba_volume["configMap"]["name"], "postgresql")["data"][hba_key]
+    lines = [line.split() for line in hba.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    plain = [line for line in lines if line[0] in ("host", "hostnossl")
+             and line[3] not in ("127.0.0.1/32", "::1/128") and line[-1] != "reject"]
+    assert plain == [] and any(line[0] == "hostssl" for line in lines)
+
+
+def test_postgresql_clients_use_tls(rendered):
+    """Harbor: harbor-helm values.yaml database.external.sslmode ("require" - Always SSL
+    (skip verification), "verify-ca", "verify-full"). The setup Job: libpq's PGSSLMODE
+    verify-full with PGSSLROOTCERT (libpq "Environment Variables", "SSL Support"), the lab
+    CA from the certificate's Secret (ca.crt, as cert-manager's CA issuer writes it)."""
+    harbor = one(rendered, "Application", "harbor", "argocd")
+    helm = harbor["spec"]["source"]["helm"]
+    values = yaml.safe_load(helm["values"]) if "values" in helm else helm["valuesObject"]
+    assert values["database"]["external"]["sslmode"] in ("require", "verify-ca", "verify-full")
+    jobs = [j for j in objects_of(rendered, "Job") if j["metadata"]["name"].startswith("postgresql-setup-")]
+    assert len(jobs) == 1
+    spec = jobs[0]["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PGSSLMODE"] == "verify-full"
+    volume, key, _ = mounted_file(spec, container, env["PGSSLROOTCERT"])
+    assert key == "ca.crt" and volume["secret"]["secretName"] == "postgresql-tls"
 
 
 # ---------------------------------------------------------------- Argo Workflows SSO
