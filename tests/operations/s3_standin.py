@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 REQUIREMENTS = Path(__file__).with_name("requirements-s3.txt")
 VENV = REPO / ".cache" / "s3-venv"
-SETUP_ACTIONS = 4  # create_user, create_access_key, put_user_policy (+1: the server counts from 0)
+SETUP_ACTIONS = 3  # create_user, create_access_key, put_user_policy
 
 
 def s3_venv():
@@ -83,6 +83,14 @@ iam.put_user_policy(UserName="backup", PolicyName="s3", PolicyDocument=json.dump
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
 print(json.dumps({"id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}))
 """, key={"id": "setup", "secret": "setup"})
+        refused = self.client("""
+try:
+    s3.list_buckets()
+    print(json.dumps(None))
+except s3.exceptions.ClientError as e:
+    print(json.dumps(e.response["Error"]["Code"]))
+""", key={"id": "AKIANOTAKEY00000", "secret": "wrong"})
+        assert refused == "InvalidAccessKeyId", f"the S3 stand-in accepted an unknown key ({refused})"
 
     def env(self, key=None):
         """Environment of a play that talks to this server (the AWX AWS credential's variables)."""
