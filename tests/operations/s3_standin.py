@@ -62,10 +62,18 @@ class S3:
         self.python = s3_venv()
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.key = None
         self.log = open(tmp / "moto.log", "w", encoding="utf-8")
         self.proc = subprocess.Popen([str(self.python.with_name("moto_server")), "-H", "127.0.0.1", "-p", str(self.port)],
                                      env=dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(SETUP_ACTIONS)),
                                      stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            self._setup(tmp)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _setup(self, tmp):
         deadline = time.monotonic() + 60
         while True:
             try:
