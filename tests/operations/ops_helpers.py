@@ -1,4 +1,5 @@
 """Run the backup role's task files and playbooks against local stand-ins."""
+import json
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = "operations-test-passphrase"
+TOKEN = "K10-stand-in-cluster-token::server:0123456789abcdef"
 
 
 def run_playbook(playbook, tmp, inventory=None, extra=None, env=None, check=True):
@@ -35,3 +37,8 @@ def role_tasks(tasks_from, vars_=None):
              "gather_facts": False, "vars": vars_ or {},
              "tasks": [{"name": "Run it", "ansible.builtin.include_role": {
                  "name": "researchops.mlops.backup", "tasks_from": tasks_from}}]}]
+
+
+def calls(cluster):
+    """The k3s stand-in's calls, in order."""
+    return [json.loads(line) for line in cluster["log"].read_text().splitlines()]

@@ -7,41 +7,13 @@ servers are this machine under two inventory names, their data dirs in tmp.
 """
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from ops_helpers import run_playbook
+from ops_helpers import TOKEN, calls, run_playbook
 
 HERE = Path(__file__).resolve().parent
-TOKEN = "K10-stand-in-cluster-token::server:0123456789abcdef"
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    hosts = {}
-    for name in ("srv1", "srv2"):
-        data = tmp_path / name / "k3s"
-        (data / "server" / "db" / "etcd").mkdir(parents=True)
-        (data / "server" / "db" / "snapshots").mkdir()
-        (data / "server" / "token").write_text(TOKEN + "\n")
-        hosts[name] = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                       "ansible_become": False, "backup_k3s_data_dir": str(data)}
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(yaml.safe_dump({"all": {
-        "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
-        "children": {"k3s_cluster": {"children": {"k3s_servers": {"hosts": hosts}, "k3s_agents": {"hosts": {}}}}},
-        "vars": {"mlops_k8s_sink": "render", "backup_k3s_bin": str(HERE / "k3s_standin.py"),
-                 "backup_k3s_service_manage": False, "backup_dest": str(tmp_path / "backups")}}}))
-    log = tmp_path / "k3s-calls.jsonl"
-    return {"inventory": str(inventory), "env": {"STANDIN_LOG": str(log), "STANDIN_TOKEN": TOKEN},
-            "log": log, "tmp": tmp_path}
-
-
-def calls(cluster):
-    return [json.loads(line) for line in cluster["log"].read_text().splitlines()]
 
 
 def test_standin_refuses_what_k3s_would_not_run(tmp_path):

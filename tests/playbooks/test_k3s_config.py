@@ -463,3 +463,23 @@ def test_selinux_written_when_asked_and_absent_without_selinux(repo_root, tmp_pa
                  agents={"a-1": {**TOKEN}})
     assert got["srv-1"]["config"]["selinux"] is True
     assert "selinux" not in got["a-1"]["config"]
+
+
+def test_etcd_snapshot_schedule(repo_root, tmp_path):
+    """k3s pkg/cli/cmds/server.go (ServerFlags): etcd-snapshot-schedule-cron (a cron spec,
+    default "0 */12 * * *") and etcd-snapshot-retention (an int, default 5) are server
+    options, read from config.yaml like any flag; they matter only with embedded etcd."""
+    servers = {f"pi-{i}": {"ansible_host": f"192.0.2.1{i}", **TOKEN} for i in (1, 2, 3)}
+    got = render(repo_root, tmp_path / "set", servers=servers, agents={"cpu-1": {"ansible_host": "192.0.2.21", **TOKEN}},
+                 group_vars={"k3s_server_etcd_snapshot_schedule": "0 */6 * * *", "k3s_server_etcd_snapshot_retention": 28})
+    for name in servers:
+        assert got[name]["config"]["etcd-snapshot-schedule-cron"] == "0 */6 * * *"
+        assert got[name]["config"]["etcd-snapshot-retention"] == 28
+    assert not any(k.startswith("etcd-") for k in got["cpu-1"]["config"])
+
+    default = render(repo_root, tmp_path / "default", servers=servers, agents={})
+    assert not any(k.startswith("etcd-snapshot") for k in default["pi-1"]["config"])  # k3s's own schedule
+
+    sqlite = render(repo_root, tmp_path / "sqlite", servers={"srv-1": {"ansible_host": "192.0.2.11", **TOKEN}}, agents={},
+                    group_vars={"k3s_server_etcd_snapshot_schedule": "0 */6 * * *"})
+    assert not any(k.startswith("etcd-") for k in sqlite["srv-1"]["config"])
