@@ -33,6 +33,7 @@ def test_daemon_json_merged(host):
         "log-driver": "json-file",
         "log-opts": {"max-file": "3", "max-size": "10m"},
         "runtimes": {"nvidia": {"args": [], "path": "nvidia-container-runtime"}},
+        "default-runtime": "nvidia",
     }
 
 
