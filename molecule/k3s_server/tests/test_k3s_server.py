@@ -80,8 +80,29 @@ def test_token_file(host):
     f = host.file("/etc/rancher/k3s/cluster-token")
     assert f.mode == 0o600 and f.user == "root"
     assert f.content_string.strip() == TOKEN
-    server_token = host.file("/var/lib/rancher/k3s/server/token").content_string.strip()
-    assert server_token.endswith("::server:" + TOKEN)
+
+
+def test_token_each_server_started_with(host):
+    """The secret the running k3s stand-in was started with, as it recorded it in the
+    shared stand-in API (not the role's file read back): every server, joiners included
+    (a joiner with another token would have been refused, see the next test)."""
+    node = host.backend.get_hostname()
+    assert host.file(f"/var/lib/standin-api/{node}.token").content_string.strip() == TOKEN
+
+
+def test_join_with_another_token_is_refused(host):
+    """The stand-in can say no: a server joining with a token that is not the cluster's
+    exits 1 before writing anything (own config and data dir, so nothing of the node moves)."""
+    probe = host.run(
+        "d=$(mktemp -d) && printf 'not-the-cluster-token\\n' > $d/token && "
+        "printf 'node-name: probe\\nserver: https://k3s-server-1:6443\\ntoken-file: %s/token\\n' $d > $d/config.yaml && "
+        "K3S_CONFIG_FILE=$d/config.yaml K3S_DATA_DIR=$d/data timeout 20 /usr/local/bin/k3s server; "
+        "rc=$?; test ! -e $d/data/server/token || echo WROTE-TOKEN; exit $rc"
+    )
+    assert probe.rc == 1, probe.stdout + probe.stderr
+    assert "join refused" in probe.stderr
+    assert "WROTE-TOKEN" not in probe.stdout
+    assert not host.file("/var/lib/standin-api/probe").exists
 
 
 def test_registries(host):
@@ -111,6 +132,21 @@ def test_kubeconfig_on_controller(host):
         kubeconfig = yaml.safe_load(handle)
     assert [c["cluster"]["server"] for c in kubeconfig["clusters"]] == ["https://k3s-api.lab.example.test:6443"]
     assert kubeconfig["users"][0]["user"]["client-key-data"]
+
+
+def test_login_user_kubectl(host):
+    """k3s's kubectl link (pkg/kubectl/main.go Main) reads KUBECONFIG, else the root-only
+    /etc/rancher/k3s/k3s.yaml: the user gets a 0600 copy and KUBECONFIG in login shells."""
+    assert host.file("/usr/local/bin/kubectl").linked_to == "/usr/local/bin/k3s"
+    config = host.file("/home/labuser/.kube/config")
+    assert config.user == "labuser" and config.mode == 0o600
+    assert host.file("/home/labuser/.kube").mode == 0o700
+    kubeconfig = yaml.safe_load(config.content_string)
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
+    admin = yaml.safe_load(host.file("/etc/rancher/k3s/k3s.yaml").content_string)
+    assert kubeconfig["users"] == admin["users"]
+    login = host.run("su - labuser -c 'printf %s \"$KUBECONFIG\"'")
+    assert login.rc == 0 and login.stdout == "/home/labuser/.kube/config", login.stdout + login.stderr
 
 
 def test_hardening(host):

@@ -10,6 +10,13 @@
 #                                 and the admin kubeconfig (/etc/rancher/k3s/k3s.yaml,
 #                                 https://127.0.0.1:6443, write-kubeconfig-mode), then
 #                                 tells systemd it is ready and keeps running
+#                                 A server records the token secret it was started with in
+#                                 the stand-in API ($API/<node>.token); a joining server or
+#                                 an agent is refused (exit 1, nothing written) when its
+#                                 token is not the one the cluster's servers were started
+#                                 with, as the real supervisor refuses a join with a wrong
+#                                 token. So a test reads the token each process really
+#                                 started with, not the file the role wrote.
 #   k3s agent                     needs server: and a readable token-file, then the same
 #   k3s kubectl get node[s] [N]   prints node N (default this node) from the stand-in "API":
 #                                 a folder shared by the scenario's containers
@@ -30,8 +37,10 @@
 set -eu
 
 STANDIN_VERSION="v1.34.1+k3s1"
-CONFIG=/etc/rancher/k3s/config.yaml
-DATA=/var/lib/rancher/k3s
+# K3S_CONFIG_FILE and K3S_DATA_DIR are the real k3s's environment names for --config and
+# --data-dir (a verify step starts a probe with its own config and data dir).
+CONFIG="${K3S_CONFIG_FILE:-/etc/rancher/k3s/config.yaml}"
+DATA="${K3S_DATA_DIR:-/var/lib/rancher/k3s}"
 API=/var/lib/standin-api
 
 # Value of a top-level scalar key of config.yaml (as written by to_nice_yaml).
@@ -107,8 +116,32 @@ KUBECONFIG
   chmod "${mode:-0600}" /etc/rancher/k3s/k3s.yaml
 }
 
+# Refuse to join when the secret ($1) is not the one the cluster's servers started with:
+# the server named in server: if it recorded one, else any recorded server.
+check_join_token() {
+  [ -d "$API" ] || return 0
+  host="$(echo "$join" | sed 's#^https://##; s#:[0-9]*$##; s#^\[##; s#\]$##')"
+  if [ -r "$API/$host.token" ]; then
+    expected="$(cat "$API/$host.token")"
+  else
+    expected="$(cat "$API"/*.token 2>/dev/null | head -n 1)"
+  fi
+  [ -z "$expected" ] || [ "$expected" = "$1" ] || {
+    echo "k3s-standin: token does not match the token of the cluster at $join: join refused" >&2
+    exit 1
+  }
+}
+
+# The secret of a token file's content: K10<ca hash>::server:<secret> or a bare secret.
+secret_of() {
+  case "$1" in
+    K10*::*:*) echo "${1##*:}" ;;
+    *) echo "$1" ;;
+  esac
+}
+
 server() {
-  mkdir -p "$DATA/server" /etc/rancher/k3s
+  join="$(cfg server)"
   token_file="$(cfg token-file)"
   if [ -n "$token_file" ]; then
     [ -r "$token_file" ] || { echo "k3s-standin: token-file $token_file is not readable" >&2; exit 1; }
@@ -122,9 +155,13 @@ server() {
     K10*::server:*) full="$secret" ;;
     *) full="K10standinca0000000000000000000000000000000000000000000000000000::server:${secret}" ;;
   esac
+  [ -z "$join" ] || check_join_token "$(secret_of "$full")"
+  mkdir -p "$DATA/server" /etc/rancher/k3s
   ( umask 077; printf '%s\n' "$full" > "$DATA/server/token" )
+  if [ -d "$API" ]; then
+    ( umask 077; secret_of "$full" > "$API/$(node_name).token" )
+  fi
   # Joining servers remember whom they joined (a real one would sync etcd from it).
-  join="$(cfg server)"
   if [ -n "$join" ]; then echo "$join" > "$DATA/server/standin-joined"; else rm -f "$DATA/server/standin-joined"; fi
   write_kubeconfig
   ready_and_wait control-plane,etcd,master
@@ -135,6 +172,7 @@ agent() {
   token_file="$(cfg token-file)"
   [ -n "$join" ] || { echo "k3s-standin: agent needs server: in $CONFIG" >&2; exit 1; }
   [ -n "$token_file" ] && [ -r "$token_file" ] || { echo "k3s-standin: agent needs a readable token-file" >&2; exit 1; }
+  check_join_token "$(secret_of "$(cat "$token_file")")"
   mkdir -p "$DATA/agent"
   echo "$join" > "$DATA/agent/standin-joined"
   ready_and_wait "<none>"
