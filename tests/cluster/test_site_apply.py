@@ -213,11 +213,11 @@ def test_drift_is_named_in_check_mode_then_restored_in_one_run(site, fresh):
 
 
 @pytest.fixture(scope="module")
-def core_site(control_plane, ansible_env, tmp_path_factory):
+def core_site(control_plane, kube_binaries, ansible_env, tmp_path_factory):
     """A second, empty control plane for the kubernetes_core engine."""
     from .controlplane import start_control_plane
 
-    plane, workdir = start_control_plane()
+    plane, workdir = start_control_plane(kube_binaries)
     try:
         yield Site(plane, ansible_env, tmp_path_factory.mktemp("core-site"))
     finally:
