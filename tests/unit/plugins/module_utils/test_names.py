@@ -37,14 +37,3 @@ def test_the_two_host_patterns_differ_only_by_wildcard_and_port(value, ingress, 
     assert bool(names.INGRESS_HOST.match(value)) is ingress
     assert bool(names.SERVER_HOST.match(value)) is server
 
-
-def test_spec_filters_and_preflight_use_the_one_definition():
-    from ansible_collections.researchops.mlops.plugins.filter import platform_objects
-    from ansible_collections.researchops.mlops.plugins.module_utils.pipeline import spec
-    from ansible_collections.researchops.mlops.plugins.plugin_utils import preflight
-
-    for module in (spec, platform_objects, preflight):
-        assert module.DNS1123_LABEL is names.DNS1123_LABEL and module.DNS1123_SUBDOMAIN is names.DNS1123_SUBDOMAIN
-    assert spec.SERVER_HOST is names.SERVER_HOST and platform_objects.INGRESS_HOST is names.INGRESS_HOST
-    assert spec.S3_BUCKET is preflight.S3_BUCKET is names.S3_BUCKET
-    assert spec.HARBOR_PROJECT is preflight.HARBOR_PROJECT is names.HARBOR_PROJECT
