@@ -98,19 +98,37 @@ def playbook(control_plane, ansible_env, tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope="session", autouse=True)
+def render_started(request, ansible_env, tmp_path_factory):
+    """The render `rendered` reads, started with the layer's first test when a selected
+    test needs it: it runs while the first tests wait on the API server. None when no
+    test needs it or MLOPS_RENDER_TREE names a tree rendered before."""
+    if os.environ.get("MLOPS_RENDER_TREE") or not any("rendered" in item.fixturenames for item in request.session.items):
+        yield None
+        return
+    from render_helpers import start_render
+
+    base = tmp_path_factory.mktemp("render")
+    out, log = base / "tree", base / "render.log"
+    process, handle = start_render(REPO_ROOT, ansible_env, out, log)
+    try:
+        yield process, handle, log, out
+    finally:
+        if process.poll() is None:  # the session ended before a test needed it
+            process.kill()
+            process.wait()
+        handle.close()
+
+
 @pytest.fixture(scope="session")
-def rendered(ansible_env, tmp_path_factory):
+def rendered(render_started):
     """(relative file, object) of every object of one render of the embedded local
-    inventory; MLOPS_RENDER_TREE=<folder> reuses a tree rendered before."""
-    from render_helpers import finish_render, start_render
+    inventory (render_started); MLOPS_RENDER_TREE=<folder> reuses a tree rendered before."""
+    from render_helpers import finish_render
 
     from ansible_collections.researchops.mlops.plugins.module_utils import manifest_validation
 
-    tree = os.environ.get("MLOPS_RENDER_TREE")
-    if not tree:
-        base = tmp_path_factory.mktemp("render")
-        out, log = base / "tree", base / "render.log"
-        tree = finish_render(*start_render(REPO_ROOT, ansible_env, out, log), log, out)
+    tree = os.environ["MLOPS_RENDER_TREE"] if render_started is None else finish_render(*render_started)
     items = manifest_validation.load_tree(str(tree))
     assert items, f"the render under {tree} holds no object"
     return items
