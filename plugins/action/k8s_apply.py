@@ -13,10 +13,9 @@ target localhost)."""
 from __future__ import annotations
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.researchops.mlops.plugins.module_utils.k8s_apply import ARGUMENT_SPEC, ApiAdapter, applier_for, run_apply
+from ansible_collections.researchops.mlops.plugins.plugin_utils.action import ValidatedAction
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
@@ -31,27 +30,17 @@ except ImportError as e:  # reported when the task runs
 OPTIONS_SPEC = dict(AUTH_ARG_SPEC, **{key: value for key, value in ARGUMENT_SPEC.items() if key != "objects"})
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(OPTIONS_SPEC) | {"objects"} | frozenset(
-        alias for spec in OPTIONS_SPEC.values() for alias in spec.get("aliases", ())
-    )
+class ActionModule(ValidatedAction):
+    ARGUMENT_SPEC = OPTIONS_SPEC
+    PASSED_THROUGH = frozenset({"objects"})
 
     def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp
         if IMPORT_ERROR is not None:
             raise AnsibleActionFail(f"k8s_apply needs the kubernetes.core collection and the kubernetes library: {IMPORT_ERROR}")
-        objects = self._task.args.get("objects")
+        result, params, check_mode, diff_mode = self.begin(tmp, task_vars)
+        objects = params.get("objects")
         if not isinstance(objects, list):
             raise AnsibleActionFail(f"objects must be a list of Kubernetes objects, got {type(objects).__name__}")
-        options = {key: value for key, value in self._task.args.items() if key != "objects"}
-        validation = ArgumentSpecValidator(OPTIONS_SPEC).validate(options)
-        if validation.errors.errors:
-            raise AnsibleActionFail(f"k8s_apply: {validation.errors.msg}")
-        params = validation.validated_parameters
-        check_mode = bool(self._task.check_mode if self._task.check_mode is not None else self._play_context.check_mode)
-        diff_mode = bool(self._task.diff if self._task.diff is not None else self._play_context.diff)
         try:
             client = get_api_client(**{key: value for key, value in params.items() if key in AUTH_ARG_SPEC})
         except CoreException as e:

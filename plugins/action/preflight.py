@@ -9,10 +9,10 @@ import os
 import time
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeline_objects, pipeline_spec
 from ansible_collections.researchops.mlops.plugins.plugin_utils import preflight
+from ansible_collections.researchops.mlops.plugins.plugin_utils.action import ValidatedAction
 
 ARGUMENT_SPEC = {
     "scope": {"type": "str", "choices": ["controller", "hosts"], "default": "controller"},
@@ -45,14 +45,11 @@ def running_versions(kubeconfig, timeout=5):
     return {n.metadata.name: n.status.node_info.kubelet_version for n in nodes.items}
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+class ActionModule(ValidatedAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
     def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        result, args, _check_mode, _diff_mode = self.begin(tmp, task_vars)
         started = time.monotonic()
         ctx = preflight.Context(self._loader, self._templar, task_vars["hostvars"], task_vars["groups"], task_vars,
                                 ROLES_DIR, args)

@@ -13,6 +13,9 @@ from collections.abc import Mapping, Sequence
 
 from ansible.errors import AnsibleFilterError
 
+# Names and hosts: module_utils/names.py (an Ingress host may be a wildcard, never has a port).
+from ansible_collections.researchops.mlops.plugins.module_utils.names import DNS1123_LABEL, DNS1123_SUBDOMAIN, INGRESS_HOST
+
 APP_API_VERSION = "argoproj.io/v1alpha1"
 IN_CLUSTER = "https://kubernetes.default.svc"
 DEFAULT_SYNC_OPTIONS = ("CreateNamespace=false", "ServerSideApply=true")
@@ -24,9 +27,6 @@ ROUTER_TLS_ANNOTATION = "traefik.ingress.kubernetes.io/router.tls"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "researchops.mlops"}
 PATH_TYPES = ("Prefix", "Exact", "ImplementationSpecific")
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
-_HOST = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\Z")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?\Z")
@@ -43,7 +43,7 @@ def _fail(filter_name, message):
     raise AnsibleFilterError(f"{filter_name}: {message}")
 
 
-def _name(filter_name, field, value, pattern=_DNS_LABEL, max_len=63):
+def _name(filter_name, field, value, pattern=DNS1123_LABEL, max_len=63):
     if not isinstance(value, str) or not value:
         _fail(filter_name, f"{field} must be a non-empty string, got {value!r}")
     if len(value) > max_len or not pattern.match(value):
@@ -101,14 +101,14 @@ def argocd_helm_app(name, repo_url=None, chart=None, version=None, namespace=Non
     (from a Helm repository), or the chart folder `path` of Git repository `repo_url` at
     `commit` (an immutable source: a commit cannot move like a branch or a tag)."""
     filt = "argocd_helm_app"
-    _name(filt, "name", name, _DNS_LABEL, 63)
+    _name(filt, "name", name, DNS1123_LABEL, 63)
     for field, value in (("repo_url", repo_url), ("chart", chart), ("version", version), ("namespace", namespace)):
         if value is None:
             _fail(filt, f"{field} is required")
     repo_url = _text(filt, "repo_url", repo_url)
     if not re.match(r"^(https?|oci)://[^\s/]+", repo_url):
         _fail(filt, f"repo_url {repo_url!r} must be an http(s):// Helm repository or an oci:// registry")
-    _name(filt, "chart", chart, _DNS_LABEL, 63)
+    _name(filt, "chart", chart, DNS1123_LABEL, 63)
     version = _text(filt, "version", str(version) if isinstance(version, (int, float)) and not isinstance(version, bool) else version)
     if not _CHART_VERSION.match(version):
         _fail(filt, f"version {version!r} must be an exact chart version (SemVer like 1.18.2), not a range or latest")
@@ -122,7 +122,7 @@ def argocd_helm_app(name, repo_url=None, chart=None, version=None, namespace=Non
             _fail(filt, f"commit {commit!r} must be a full 40-hex Git commit id (branches and tags move)")
     _name(filt, "namespace", namespace)
     _name(filt, "argocd_namespace", argocd_namespace)
-    _name(filt, "project", project, _DNS_SUBDOMAIN, 253)
+    _name(filt, "project", project, DNS1123_SUBDOMAIN, 253)
     values = {} if values is None else values
     if not isinstance(values, Mapping):
         _fail(filt, f"values must be a mapping of Helm values, got {values!r}")
@@ -132,7 +132,7 @@ def argocd_helm_app(name, repo_url=None, chart=None, version=None, namespace=Non
         if not isinstance(option, str) or not _SYNC_OPTION.match(option):
             _fail(filt, f"sync_options[{index}] {option!r} is not a Key=value sync option")
     if release_name is not None:
-        _name(filt, "release_name", release_name, _DNS_LABEL, 53)
+        _name(filt, "release_name", release_name, DNS1123_LABEL, 53)
     differences = _list(filt, "ignore_differences", ignore_differences)
     for index, item in enumerate(differences):
         if not isinstance(item, Mapping) or not item.get("kind"):
@@ -175,9 +175,9 @@ def tls_ingress(name, namespace=None, host=None, service=None, port=None, issuer
                          ("issuer", issuer)):
         if value is None:
             _fail(filt, f"{field} is required")
-    _name(filt, "name", name, _DNS_SUBDOMAIN, 253 - len("-tls"))
+    _name(filt, "name", name, DNS1123_SUBDOMAIN, 253 - len("-tls"))
     _name(filt, "namespace", namespace)
-    if not isinstance(host, str) or len(host) > 253 or not _HOST.match(host) or "." not in host:
+    if not isinstance(host, str) or len(host) > 253 or not INGRESS_HOST.match(host) or "." not in host:
         _fail(filt, f"host {host!r} must be a fully qualified lowercase DNS name (e.g. argocd.lab.example.org)")
     _name(filt, "service", service)
     if isinstance(port, bool):
@@ -192,7 +192,7 @@ def tls_ingress(name, namespace=None, host=None, service=None, port=None, issuer
         backend_port = {"name": port}
     else:
         _fail(filt, f"port must be a port number or a port name (IANA_SVC_NAME), got {port!r}")
-    _name(filt, "issuer", issuer, _DNS_SUBDOMAIN, 253)
+    _name(filt, "issuer", issuer, DNS1123_SUBDOMAIN, 253)
     if not isinstance(path, str) or not path.startswith("/") or any(c.isspace() for c in path):
         _fail(filt, f"path must be an absolute URL path starting with '/', got {path!r}")
     if path_type not in PATH_TYPES:

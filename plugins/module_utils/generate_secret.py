@@ -17,9 +17,9 @@ import string
 import sys
 
 try:  # in the Job: beside incluster_client.py
-    from incluster_client import Client, HttpError, resource_path
+    from incluster_client import Client, resource_path, run
 except ImportError:  # imported from the collection
-    from ansible_collections.researchops.mlops.plugins.module_utils.incluster_client import Client, HttpError, resource_path
+    from ansible_collections.researchops.mlops.plugins.module_utils.incluster_client import Client, resource_path, run
 
 ALPHABET = string.ascii_letters + string.digits
 
@@ -95,7 +95,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except HttpError as err:
-        raise SystemExit(str(err)) from err
+    run(main)

@@ -4,7 +4,7 @@
 
 Shipped as `incluster_client.py` into every Job's script ConfigMap (filter
 `researchops.mlops.job_scripts`, or `generated_secret`), beside the script that imports
-it: `from incluster_client import Client, HttpError, request`. Standard library only
+it: `from incluster_client import Client, HttpError, request, run`. Standard library only
 (the Jobs run a plain python image). It authenticates with the pod's service-account
 token and verifies the API server against the service-account CA.
 """
@@ -101,3 +101,15 @@ class Client:
 
     def merge_patch(self, path, body):
         return self.call("PATCH", path, body, MERGE_PATCH)
+
+
+def run(main, *args):
+    """Run a Job script's `main(*args)`: an HttpError ends the script with exit status 1
+    and the error (method, URL, status, answer) on standard error, for the Job's log and
+    its retry (backoffLimit); any other error keeps its traceback.
+
+    Every Job script ends with `if __name__ == "__main__": run(main)`."""
+    try:
+        main(*args)
+    except HttpError as err:
+        raise SystemExit(str(err)) from err

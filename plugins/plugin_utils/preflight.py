@@ -32,12 +32,8 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleError, AnsibleUndefinedVariable
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-# The name patterns are the pipeline spec's (one definition, anchored with \Z: `$` would let
-# a trailing newline through, e.g. a domain "lab.example.org\n").
-from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import _BUCKET as S3_BUCKET
-from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import _DNS_LABEL as DNS1123_LABEL
-from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import _DNS_SUBDOMAIN as DNS1123_SUBDOMAIN
-from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import _REPO_NAME as HARBOR_PROJECT
+# The name patterns are the pipeline spec's and the platform filters' (module_utils/names.py).
+from ansible_collections.researchops.mlops.plugins.module_utils.names import DNS1123_LABEL, DNS1123_SUBDOMAIN, HARBOR_PROJECT, S3_BUCKET
 from ansible_collections.researchops.mlops.plugins.module_utils.pipeline.spec import to_plain as _plain
 
 K3S_RELEASE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)\Z")

@@ -15,19 +15,53 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .controlplane import NoBinaries, start_control_plane
+from .controlplane import NoBinaries, find_binaries, start_control_plane
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Tests here ask the API server what other layers check on paper, with those layers'
+# helpers: the render and the security checks (tests/render), the pipeline filter tests'
+# inputs (tests/unit/plugins/filter).
+for _folder in (REPO_ROOT / "tests" / "render", REPO_ROOT / "tests" / "unit" / "plugins" / "filter"):
+    if str(_folder) not in sys.path:
+        sys.path.append(str(_folder))
+
+# test_site_apply.py's first run expects an API server none of the platform was applied
+# to; these modules apply rendered objects with kubectl, so they run after it.
+AFTER_SITE = ("test_security_apiserver.py", "test_pipeline_rbac.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.parent == Path(__file__).parent and item.path.name in AFTER_SITE)
+
+
+def skip_loudly(error):
+    message = f"CLUSTER LAYER SKIPPED: {error}"
+    print(f"\n{'!' * 78}\n{message}\n{'!' * 78}", file=sys.stderr)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
-def control_plane():
+def kube_binaries():
+    """The folder of etcd, kube-apiserver, kubectl (+ kube-controller-manager): the harness
+    is unpacked once per run, for every control plane the layer starts."""
+    unpacked = tempfile.mkdtemp(prefix="mlops-kube-harness-")
     try:
-        plane, workdir = start_control_plane()
+        binaries = find_binaries(unpacked)
     except NoBinaries as e:
-        message = f"CLUSTER LAYER SKIPPED: {e}"
-        print(f"\n{'!' * 78}\n{message}\n{'!' * 78}", file=sys.stderr)
-        pytest.skip(message)
+        shutil.rmtree(unpacked, ignore_errors=True)
+        skip_loudly(e)
+    try:
+        yield binaries
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def control_plane(kube_binaries):
+    try:
+        plane, workdir = start_control_plane(kube_binaries)
+    except NoBinaries as e:
+        skip_loudly(e)
     try:
         yield plane
     finally:
@@ -62,3 +96,39 @@ def playbook(control_plane, ansible_env, tmp_path_factory):
                               cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def render_started(request, ansible_env, tmp_path_factory):
+    """The render `rendered` reads, started with the layer's first test when a selected
+    test needs it: it runs while the first tests wait on the API server. None when no
+    test needs it or MLOPS_RENDER_TREE names a tree rendered before."""
+    if os.environ.get("MLOPS_RENDER_TREE") or not any("rendered" in item.fixturenames for item in request.session.items):
+        yield None
+        return
+    from render_helpers import start_render
+
+    base = tmp_path_factory.mktemp("render")
+    out, log = base / "tree", base / "render.log"
+    process, handle = start_render(REPO_ROOT, ansible_env, out, log)
+    try:
+        yield process, handle, log, out
+    finally:
+        if process.poll() is None:  # the session ended before a test needed it
+            process.kill()
+            process.wait()
+        handle.close()
+
+
+@pytest.fixture(scope="session")
+def rendered(render_started):
+    """(relative file, object) of every object of one render of the embedded local
+    inventory (render_started); MLOPS_RENDER_TREE=<folder> reuses a tree rendered before."""
+    from render_helpers import finish_render
+
+    from ansible_collections.researchops.mlops.plugins.module_utils import manifest_validation
+
+    tree = os.environ["MLOPS_RENDER_TREE"] if render_started is None else finish_render(*render_started)
+    items = manifest_validation.load_tree(str(tree))
+    assert items, f"the render under {tree} holds no object"
+    return items

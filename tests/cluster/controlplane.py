@@ -179,11 +179,11 @@ class ControlPlane:
             self.stop_process(name)
 
 
-def start_control_plane():
-    """(ControlPlane, workdir); raises NoBinaries when there is nothing to start."""
+def start_control_plane(binaries):
+    """(ControlPlane, workdir) running the binaries in `binaries` (find_binaries); raises
+    NoBinaries when there is no openssl to make its certificates."""
     workdir = tempfile.mkdtemp(prefix="mlops-cluster-")
     try:
-        binaries = find_binaries(workdir)
         if shutil.which("openssl") is None:
             raise NoBinaries("openssl is needed to make the control plane's certificates")
         plane = ControlPlane(Path(workdir) / "state", binaries)

@@ -32,8 +32,8 @@ class Site:
     def run(self, engine, *args, timeout=900):
         self.runs += 1
         results = self.folder / f"run{self.runs}.jsonl"
-        env = dict(self.env, SINK_RESULTS_FILE=str(results), ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).parent / "callback_plugins"),
-                   ANSIBLE_CALLBACKS_ENABLED="sink_results")
+        env = dict(self.env, TASK_LOG_FILE=str(results), ANSIBLE_CALLBACK_PLUGINS=str(REPO_ROOT / "tests" / "callback_plugins"),
+                   ANSIBLE_CALLBACKS_ENABLED="task_log")
         cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "site.yml", "-i", "inventories/local",
                "-e", "mlops_k8s_sink=apply", "-e", f"mlops_kubeconfig={self.plane.kubeconfig}", "-e", f"k8s_sink_apply_engine={engine}",
                "-e", f"cert_manager_ca_export_path={self.folder / 'ca.crt'}"]
@@ -213,11 +213,11 @@ def test_drift_is_named_in_check_mode_then_restored_in_one_run(site, fresh):
 
 
 @pytest.fixture(scope="module")
-def core_site(control_plane, ansible_env, tmp_path_factory):
+def core_site(control_plane, kube_binaries, ansible_env, tmp_path_factory):
     """A second, empty control plane for the kubernetes_core engine."""
     from .controlplane import start_control_plane
 
-    plane, workdir = start_control_plane()
+    plane, workdir = start_control_plane(kube_binaries)
     try:
         yield Site(plane, ansible_env, tmp_path_factory.mktemp("core-site"))
     finally:

@@ -205,7 +205,7 @@ def test_downgrade_of_running_cluster_is_refused(ansible_env):
 
 
 # ------------------------------------------------------------------- end to end
-CALLBACK_DIR = FIXTURES / "callback_plugins"
+CALLBACK_DIR = REPO_ROOT / "tests" / "callback_plugins"  # task_log, shared with the cluster layer
 
 
 def playbook(ansible_env, tmp_path, args, log):

@@ -1,7 +1,38 @@
-"""Helpers of the render tests: the user-provided Secrets table of docs/secrets.md."""
+"""Helpers of the render tests: a render of the platform from the embedded local inventory
+(the render layer's fixtures and the cluster layer's use it), the user-provided Secrets
+table of docs/secrets.md."""
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+# Playbook rendered by the suite (override to render a part while developing).
+RENDER_PLAYBOOK = os.environ.get("MLOPS_RENDER_PLAYBOOK", "site.yml")
+RENDER_TIMEOUT = 900
+
+
+def ansible_playbook(env):
+    return str(Path(env["PATH"].split(os.pathsep)[0]) / "ansible-playbook")
+
+
+def start_render(repo_root, env, out, log):
+    cmd = [ansible_playbook(env), RENDER_PLAYBOOK, "-i", "inventories/local", "-e", f"mlops_render_dir={out}"]
+    handle = open(log, "w", encoding="utf-8")  # closed by finish_render
+    return subprocess.Popen(cmd, cwd=repo_root, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True), handle
+
+
+def finish_render(process, handle, log, out):
+    try:
+        process.wait(timeout=RENDER_TIMEOUT)
+    finally:
+        handle.close()
+    if process.returncode != 0:
+        pytest.fail(f"ansible-playbook {RENDER_PLAYBOOK} (render into {out}) failed, rc={process.returncode}:\n" + Path(log).read_text()[-6000:])
+    return out
 
 
 def _token_pattern(token):

@@ -23,6 +23,22 @@ WORKLOAD_RESOURCES = {
 WRITE_VERBS = {"create", "update", "patch", "*"}
 
 
+# ---------------------------------------------------------------- exceptions table
+def exceptions(repo_root):
+    """{check: {object: reason}} from the table under "## Exceptions" of docs/security.md."""
+    text = (repo_root / "docs" / "security.md").read_text(encoding="utf-8")
+    section = text.split("## Exceptions", 1)[1].split("\n## ", 1)[0]
+    table = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        if len(cells) < 3 or cells[0].lower() == "check" or set(cells[0]) <= set("-: "):
+            continue
+        check, obj, reason = cells[0].strip("`"), cells[1].strip("`"), cells[2]
+        assert reason and len(reason) > 20, f"exception {check} {obj} needs a reason"
+        table.setdefault(check, {})[obj] = reason
+    return table
+
+
 def is_ours(obj):
     return (obj.get("metadata", {}).get("labels") or {}).get(MANAGED_BY[0]) == MANAGED_BY[1]
 
@@ -44,6 +60,14 @@ def pod_spec(obj):
     if kind in WORKLOAD_KINDS:
         return spec["template"]["spec"]
     return None
+
+
+def pod_templates(rendered):
+    """(object, pod spec) of every rendered workload."""
+    for _source, obj in rendered:
+        spec = pod_spec(obj) if obj["kind"] in WORKLOAD_KINDS else None
+        if spec is not None:
+            yield obj, spec
 
 
 def containers(spec):

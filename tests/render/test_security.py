@@ -31,25 +31,10 @@ STEP = {"namespace": "mlops-pipelines", "labels": {"workflows.argoproj.io/workfl
                                                    "workflows.argoproj.io/completed": "false"}}
 
 
-# ---------------------------------------------------------------- exceptions table
-def exceptions(repo_root):
-    """{check: {object: reason}} from the table under "## Exceptions" of docs/security.md."""
-    text = (repo_root / "docs" / "security.md").read_text(encoding="utf-8")
-    section = text.split("## Exceptions", 1)[1].split("\n## ", 1)[0]
-    table = {}
-    for line in section.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")] if line.startswith("|") else []
-        if len(cells) < 3 or cells[0].lower() == "check" or set(cells[0]) <= set("-: "):
-            continue
-        check, obj, reason = cells[0].strip("`"), cells[1].strip("`"), cells[2]
-        assert reason and len(reason) > 20, f"exception {check} {obj} needs a reason"
-        table.setdefault(check, {})[obj] = reason
-    return table
-
-
+# ---------------------------------------------------------------- exceptions table (security_checks.exceptions)
 @pytest.fixture(scope="module")
 def excepted(repo_root):
-    return exceptions(repo_root)
+    return sec.exceptions(repo_root)
 
 
 def objects_of(rendered, *kinds):
@@ -121,13 +106,6 @@ def test_every_namespace_has_pod_security_labels(rendered, excepted):
     assert_used(excepted, "namespace-level", {key for key in excepted.get("namespace-level", {}) if key.split()[0] in names})
 
 
-def pod_templates(rendered):
-    for _source, obj in rendered:
-        spec = sec.pod_spec(obj) if obj["kind"] in sec.WORKLOAD_KINDS else None
-        if spec is not None:
-            yield obj, spec
-
-
 def namespace_levels(rendered):
     return {ns["metadata"]["name"]: (ns["metadata"].get("labels") or {}).get(PSA + "enforce")
             for ns in objects_of(rendered, "Namespace")}
@@ -136,7 +114,7 @@ def namespace_levels(rendered):
 def test_every_pod_template_is_restricted_or_excepted(rendered, excepted):
     allowed = excepted.get("pod-security", {})
     bad, used = {}, set()
-    for obj, spec in pod_templates(rendered):
+    for obj, spec in sec.pod_templates(rendered):
         violations = sec.restricted_violations(spec)
         if not violations:
             continue
@@ -152,13 +130,13 @@ def test_every_pod_template_is_admitted_by_its_namespace(rendered):
     """A restricted namespace must not receive a non-restricted pod template (the API
     server would refuse its pods at run time)."""
     levels = namespace_levels(rendered)
-    bad = {sec.ref(obj): sec.restricted_violations(spec) for obj, spec in pod_templates(rendered)
+    bad = {sec.ref(obj): sec.restricted_violations(spec) for obj, spec in sec.pod_templates(rendered)
            if levels.get(obj["metadata"].get("namespace")) == "restricted" and sec.restricted_violations(spec)}
     assert bad == {}
 
 
 def test_seccomp_runtime_default_everywhere(rendered):
-    bad = [sec.ref(obj) for obj, spec in pod_templates(rendered) if not sec.seccomp_runtime_default(spec)]
+    bad = [sec.ref(obj) for obj, spec in sec.pod_templates(rendered) if not sec.seccomp_runtime_default(spec)]
     assert bad == []
 
 
@@ -201,7 +179,7 @@ def service_pods(rendered, namespace, name):
 def container_port(rendered, namespace, selector, name):
     """Number of the named container port of the pods `selector` picks (a Service's
     named targetPort)."""
-    for obj, spec in pod_templates(rendered):
+    for obj, spec in sec.pod_templates(rendered):
         template_labels = (obj["spec"].get("template", {}).get("metadata", {}) or {}).get("labels") or {}
         if obj["metadata"].get("namespace") == namespace and all(template_labels.get(k) == v for k, v in selector.items()):
             for container in spec["containers"]:
@@ -451,7 +429,7 @@ def test_the_policy_evaluator_can_fail():
 
 # ---------------------------------------------------------------- supply chain
 def rendered_images(rendered, platform_registry):
-    for obj, spec in pod_templates(rendered):
+    for obj, spec in sec.pod_templates(rendered):
         for container in sec.containers(spec):
             yield sec.ref(obj), container["image"]
     for obj in objects_of(rendered, "WorkflowTemplate", "Workflow", "CronWorkflow"):
@@ -668,7 +646,7 @@ def test_nothing_is_exposed_beyond_the_ingresses(rendered, excepted):
     allowed = excepted.get("exposure", {})
     bad = [sec.ref(s) for s in objects_of(rendered, "Service") if s["spec"].get("type") in ("NodePort", "LoadBalancer")
            or s["spec"].get("externalIPs")]
-    bad += [f"{sec.ref(obj)}: {item}" for obj, spec in pod_templates(rendered) for item in sec.exposure(spec)
+    bad += [f"{sec.ref(obj)}: {item}" for obj, spec in sec.pod_templates(rendered) for item in sec.exposure(spec)
             if sec.ref(obj) not in allowed]
     assert bad == []
 
@@ -680,7 +658,7 @@ def test_every_ingress_uses_the_platform_issuer(rendered):
 
 
 def test_exceptions_table_parses(repo_root):
-    table = exceptions(repo_root)
+    table = sec.exceptions(repo_root)
     assert set(table) <= {"secret-access", "namespace-level", "pod-security", "image-digest", "chart-digest", "exposure",
                           "credential-image"}
     assert yaml.safe_dump(table)

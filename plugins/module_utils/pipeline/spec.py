@@ -17,6 +17,14 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from ansible_collections.researchops.mlops.plugins.module_utils.names import (
+    DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
+    HARBOR_PROJECT,
+    S3_BUCKET,
+    SERVER_HOST,
+)
+
 try:
     from jsonschema import Draft202012Validator
 except ImportError as imp_exc:  # reported by the filter with a clear message
@@ -60,11 +68,6 @@ IMAGE_KEYS = {
     "crane": "crane of go-containerregistry (push of the built images, multi-arch manifest list)",
 }
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
-_HOST = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:[0-9]{1,5})?\Z")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
-_REPO_NAME = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*\Z")
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?\Z")
 # <host>[:port]/<path>:<tag> or ...@sha256:<64 hex>; tag must not be "latest".
 _IMAGE = re.compile(
@@ -403,17 +406,17 @@ def validate_platform(platform):
         raise PipelineSpecError(f"platform.{unknown[0]}", f"unknown key (allowed keys: {', '.join(sorted(PLATFORM_KEYS))})")
     for key in ("namespace", "argocd_namespace", "argocd_project", "registry_push_secret",
                 "s3_credentials_secret", "ca_configmap"):
-        pattern = _DNS_LABEL if key.endswith("namespace") else _DNS_SUBDOMAIN
+        pattern = DNS1123_LABEL if key.endswith("namespace") else DNS1123_SUBDOMAIN
         if not pattern.match(platform[key]) or len(platform[key]) > 253:
             raise PipelineSpecError(f"platform.{key}", f"{platform[key]!r} is not a valid Kubernetes name")
     for key in ("registry_host", "webhook_host"):
-        if not _HOST.match(platform[key]):
+        if not SERVER_HOST.match(platform[key]):
             raise PipelineSpecError(f"platform.{key}", f"{platform[key]!r} is not a host name (lowercase DNS name)")
     for key in ("registry_project", "registry_cache_project"):
-        if not _REPO_NAME.match(platform[key]):
+        if not HARBOR_PROJECT.match(platform[key]):
             raise PipelineSpecError(f"platform.{key}", f"{platform[key]!r} is not a registry project name")
     for key in ("datasets_bucket", "models_bucket"):
-        if not _BUCKET.match(platform[key]):
+        if not S3_BUCKET.match(platform[key]):
             raise PipelineSpecError(f"platform.{key}", f"{platform[key]!r} is not an S3 bucket name")
     if not _URL.match(platform["s3_endpoint"]):
         raise PipelineSpecError("platform.s3_endpoint", f"{platform['s3_endpoint']!r} is not an http(s) URL")

@@ -11,7 +11,7 @@ import sys
 import time
 from base64 import b64decode
 
-from incluster_client import Client, HttpError, resource_path
+from incluster_client import Client, resource_path, run
 
 
 def read_ca(client, config, attempts=60, delay=5):
@@ -51,7 +51,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except HttpError as err:
-        sys.exit(str(err))
+    run(main)

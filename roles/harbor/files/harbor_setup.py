@@ -18,7 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from incluster_client import Client, HttpError, request, resource_path
+from incluster_client import Client, HttpError, request, resource_path, run
 
 CONFIG = json.loads(os.environ["HARBOR_SETUP_CONFIG"])
 HARBOR = CONFIG["url"].rstrip("/") + "/api/v2.0"
@@ -133,7 +133,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except HttpError as err:
-        sys.exit(str(err))
+    run(main)

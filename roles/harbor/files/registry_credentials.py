@@ -13,7 +13,7 @@ import secrets
 import string
 import sys
 
-from incluster_client import Client, HttpError, resource_path
+from incluster_client import Client, resource_path, run
 
 WORK = os.environ.get("WORK_DIR", "/work")
 
@@ -51,7 +51,4 @@ def main(phase):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1])
-    except HttpError as err:
-        sys.exit(str(err))
+    run(main, sys.argv[1])

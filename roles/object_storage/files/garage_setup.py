@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 
-from incluster_client import Client, HttpError, request, resource_path
+from incluster_client import Client, HttpError, request, resource_path, run
 
 CONFIG = json.loads(os.environ["GARAGE_SETUP_CONFIG"])
 KEY_ID = re.compile(r"^GK[0-9a-f]{24}$")
@@ -189,7 +189,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except HttpError as err:
-        sys.exit(str(err))
+    run(main)

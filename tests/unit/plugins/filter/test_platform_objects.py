@@ -301,3 +301,17 @@ def test_rebind_subjects_errors(objects, kwargs, message):
         rebind_subjects(objects, **kwargs)
     assert str(err.value).startswith("rebind_subjects: ")
     assert message in str(err.value)
+
+
+def test_spec_filters_and_preflight_use_the_one_definition():
+    """module_utils/names.py is the one definition (tested in module_utils/test_names.py)."""
+    from ansible_collections.researchops.mlops.plugins.filter import platform_objects
+    from ansible_collections.researchops.mlops.plugins.module_utils import names
+    from ansible_collections.researchops.mlops.plugins.module_utils.pipeline import spec
+    from ansible_collections.researchops.mlops.plugins.plugin_utils import preflight
+
+    for module in (spec, platform_objects, preflight):
+        assert module.DNS1123_LABEL is names.DNS1123_LABEL and module.DNS1123_SUBDOMAIN is names.DNS1123_SUBDOMAIN
+    assert spec.SERVER_HOST is names.SERVER_HOST and platform_objects.INGRESS_HOST is names.INGRESS_HOST
+    assert spec.S3_BUCKET is preflight.S3_BUCKET is names.S3_BUCKET
+    assert spec.HARBOR_PROJECT is preflight.HARBOR_PROJECT is names.HARBOR_PROJECT

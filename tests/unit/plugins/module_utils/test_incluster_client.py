@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,39 @@ def test_the_client_needs_only_the_standard_library():
     source = open(incluster_client.__file__, encoding="utf-8").read()
     imports = [line.split()[1] for line in source.splitlines() if line.startswith(("import ", "from "))]
     assert set(imports) <= {"__future__", "json", "os", "ssl", "urllib.error", "urllib.request"}
+
+
+def test_run_ends_an_api_error_with_its_message_and_status_1(client):
+    """A Job's pod fails with the message on standard error: SystemExit with a str is
+    exit status 1 and the message printed (Python docs, "SystemExit"; the Job's
+    backoffLimit retries a failed pod)."""
+
+    def main(path):
+        client.merge_patch(path, {"data": {}})
+
+    with pytest.raises(SystemExit) as ended:
+        incluster_client.run(main, resource_path("secrets", "ns", "gone"))
+    assert isinstance(ended.value.code, str) and "PATCH" in ended.value.code and "HTTP 404" in ended.value.code
+    assert isinstance(ended.value.__cause__, HttpError)
+
+
+def test_run_returns_after_main_and_lets_other_errors_through():
+    called = []
+    assert incluster_client.run(called.append, "x") is None
+    assert called == ["x"]
+
+    def broken():
+        raise KeyError("CONFIG")
+
+    with pytest.raises(KeyError):
+        incluster_client.run(broken)
+
+
+@pytest.mark.parametrize("script", [
+    "plugins/module_utils/generate_secret.py", "roles/cert_manager/files/ca_export.py", "roles/harbor/files/harbor_setup.py",
+    "roles/harbor/files/registry_credentials.py", "roles/object_storage/files/garage_setup.py",
+])
+def test_every_job_script_ends_through_run(script):
+    source = (Path(__file__).resolve().parents[4] / script).read_text(encoding="utf-8")
+    main_block = source.split('if __name__ == "__main__":', 1)[1]
+    assert main_block.strip().startswith("run(main"), main_block

@@ -1,83 +1,50 @@
-"""The generated RBAC and the chain step against a real kube-apiserver (the shared
-kube-harness: etcd + kube-apiserver v1.36, RBAC on; no kubelet, so no pod runs).
+"""The generated RBAC and the chain step against a real kube-apiserver (the cluster layer's
+control plane, controlplane.py: etcd + kube-apiserver v1.36 of ../shared/kube-harness,
+RBAC on; no kubelet, so no pod runs).
 
 - The chain step's exact command, as argo-workflows v4.1.2 workflow/executor/resource.go
   getKubectlArguments builds it (`kubectl apply -f <manifest> -o json`), run under the
   generated `<name>-chain` ServiceAccount: the first run creates the next stage's Workflow,
   a retry after the controller labelled it creates nothing and needs no other verb.
-- `kubectl auth can-i` for every verb the upstream code calls (test_pipeline_upstream.py
-  lists them with their sources) and for Secrets, which no account may read.
-Skipped when the harness archive is not there (it lives outside the repository)."""
+- `kubectl auth can-i` for every verb the upstream code calls
+  (tests/unit/plugins/filter/test_pipeline_upstream.py lists them with their sources) and
+  for Secrets, which no account may read.
+The pipeline's inputs are the filter tests' (tests/unit/plugins/filter/pipeline_fixtures.py).
+Runs after test_site_apply.py (conftest); applies with --force-conflicts so that what it
+checks is the RBAC generated here, whoever applied these objects before."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import tarfile
-from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_fixtures import REPO_ROOT, example_spec, images, platform
+from pipeline_fixtures import example_spec, images, platform
 
 from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeline_objects
 
-ARCHIVE = Path(os.environ.get("KUBE_HARNESS_ARCHIVE", REPO_ROOT.parent / "shared" / "kube-harness" / "kube-harness.tar.xz"))
 NS = "mlops-pipelines"
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def kube(tmp_path_factory, upstream):
-    if not ARCHIVE.is_file():
-        pytest.skip(f"kube-harness archive not found at {ARCHIVE}")
-    root = tmp_path_factory.mktemp("harness")
-    with tarfile.open(ARCHIVE) as archive:
-        archive.extractall(root, filter="data")
-    home = root / "kube-harness"
-    for _attempt in range(2):  # a port taken between the choice and the start: once more, new ports
-        env = dict(os.environ, HARNESS_STATE=str(root / "state"), HARNESS_NO_KCM="1",
-                   HARNESS_APISERVER_PORT=str(_free_port()), HARNESS_ETCD_PORT=str(_free_port()),
-                   HARNESS_ETCD_PEER_PORT=str(_free_port()), HARNESS_KCM_PORT=str(_free_port()))
-        started = subprocess.run([str(home / "start.sh")], env=env, capture_output=True, text=True,
-                                 timeout=300, check=False)
-        if started.returncode == 0:
-            break
-        subprocess.run([str(home / "stop.sh"), "--wipe"], env=env, capture_output=True, timeout=120, check=False)
-    assert started.returncode == 0, f"kube-harness did not start (2 attempts): {started.stdout[-2000:]}{started.stderr[-2000:]}"
-    env["KUBECONFIG"] = str(root / "state" / "kubeconfig")
-
+def kube(control_plane, upstream):
     def kubectl(*args, stdin=None, check=True):
-        result = subprocess.run([str(home / "bin" / "kubectl"), *args], env=env, input=stdin,
-                                capture_output=True, text=True, timeout=120, check=False)
-        if check:
-            assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
-        return result
+        return control_plane.kubectl(*args, input=stdin, check=check)
 
-    try:
-        crds = upstream / "argo-workflows/v4.1.2/crds-full"
-        for name in ("argoproj.io_workflows.yaml", "argoproj.io_workflowtemplates.yaml",
-                     "argoproj.io_workflowtaskresults.yaml"):
-            kubectl("apply", "--server-side", "-f", str(crds / name))
-        for doc in yaml.safe_load_all((upstream / "argo-cd/v3.5.1/install.yaml").read_text(encoding="utf-8")):
-            if doc and doc.get("kind") == "CustomResourceDefinition" and doc["spec"]["names"]["kind"] == "Application":
-                kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(doc))
-        kubectl("wait", "--for=condition=Established", "crd/workflows.argoproj.io", "crd/applications.argoproj.io",
-                "--timeout=60s")
-        for namespace in (NS, "argocd"):
-            kubectl("create", "namespace", namespace)
-        objects = pipeline_objects([example_spec()], platform=platform(), images=images())["mnist"]
-        rbac = [o for o in objects if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
-        kubectl("apply", "--server-side", "-f", "-", stdin="\n---\n".join(json.dumps(o) for o in rbac))
-        yield kubectl, objects
-    finally:
-        subprocess.run([str(home / "stop.sh"), "--wipe"], env=env, capture_output=True, timeout=120, check=False)
+    crds = upstream / "argo-workflows/v4.1.2/crds-full"
+    for name in ("argoproj.io_workflows.yaml", "argoproj.io_workflowtemplates.yaml",
+                 "argoproj.io_workflowtaskresults.yaml"):
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds / name))
+    for doc in yaml.safe_load_all((upstream / "argo-cd/v3.5.1/install.yaml").read_text(encoding="utf-8")):
+        if doc and doc.get("kind") == "CustomResourceDefinition" and doc["spec"]["names"]["kind"] == "Application":
+            kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=json.dumps(doc))
+    kubectl("wait", "--for=condition=Established", "crd/workflows.argoproj.io", "crd/applications.argoproj.io",
+            "--timeout=60s")
+    for namespace in (NS, "argocd"):
+        kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+    objects = pipeline_objects([example_spec()], platform=platform(), images=images())["mnist"]
+    rbac = [o for o in objects if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin="\n---\n".join(json.dumps(o) for o in rbac))
+    return kubectl, objects
 
 
 def _account(name):

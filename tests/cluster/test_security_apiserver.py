@@ -1,5 +1,6 @@
 """The security layer's two model checks, asked of a real kube-apiserver instead of our
-own code (../shared/kube-harness: kube-apiserver v1.36 + etcd, no kubelet):
+own code (the cluster layer's control plane, controlplane.py: kube-apiserver v1.36 + etcd
+of ../shared/kube-harness; no kubelet):
 
 - Pod Security: every rendered pod template is created as a Pod with a server-side dry
   run in a namespace enforcing `restricted`; the API server's PodSecurity admission
@@ -11,59 +12,18 @@ own code (../shared/kube-harness: kube-apiserver v1.36 + etcd, no kubelet):
   ServiceAccount may get/list Secrets or create Pods in a namespace other than its own:
   exactly the subjects of the secret-access exceptions of docs/security.md, nobody else.
 
-Skipped, saying so, when the harness tarball is not there."""
+The checks and the exceptions table are the render layer's (tests/render/security_checks.py);
+the render is the cluster layer's `rendered` fixture. Runs after test_site_apply.py (conftest)."""
 from __future__ import annotations
-
-import os
-import socket
-import subprocess
-import tarfile
-from pathlib import Path
 
 import pytest
 import security_checks as sec
 import yaml
-from test_security import exceptions, pod_templates
 
 pytestmark = pytest.mark.slow
 
-HARNESS = Path(os.environ.get("MLOPS_KUBE_HARNESS", Path(__file__).resolve().parents[3] / "shared" / "kube-harness"
-                              / "kube-harness.tar.xz"))
 SCRATCH = "psa-restricted-probe"
 PSA = "pod-security.kubernetes.io/"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def apiserver(tmp_path_factory):
-    if not HARNESS.exists():
-        pytest.skip(f"kube-harness not found at {HARNESS} (set MLOPS_KUBE_HARNESS)")
-    base = tmp_path_factory.mktemp("harness")
-    with tarfile.open(HARNESS) as archive:
-        archive.extractall(base, filter="data")
-    root = base / "kube-harness"
-    env = dict(os.environ, HARNESS_STATE=str(base / "state"), HARNESS_NO_KCM="1",
-               HARNESS_APISERVER_PORT=str(free_port()), HARNESS_ETCD_PORT=str(free_port()),
-               HARNESS_ETCD_PEER_PORT=str(free_port()), HARNESS_KCM_PORT=str(free_port()))
-    subprocess.run([str(root / "start.sh")], env=env, check=True, capture_output=True, timeout=300)
-    env["KUBECONFIG"] = str(base / "state" / "kubeconfig")
-    try:
-        yield root / "bin" / "kubectl", env
-    finally:
-        subprocess.run([str(root / "stop.sh"), "--wipe"], env=env, check=False, capture_output=True, timeout=120)
-
-
-def kubectl(apiserver, *args, stdin=None, check=True):
-    binary, env = apiserver
-    result = subprocess.run([str(binary), *args], env=env, input=stdin, capture_output=True, text=True, timeout=300, check=False)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 def namespace_doc(name, labels):
@@ -71,19 +31,20 @@ def namespace_doc(name, labels):
 
 
 @pytest.fixture(scope="module")
-def namespaces(apiserver, rendered):
+def namespaces(kubectl, rendered):
     """The rendered Namespaces (with their labels), a scratch one enforcing restricted,
-    and a default ServiceAccount in each (there is no controller-manager to make it)."""
+    and a default ServiceAccount in each (made here: the layer's controller manager may
+    not have made them yet)."""
     docs = [obj for _source, obj in rendered if obj["kind"] == "Namespace"]
     docs.append(namespace_doc(SCRATCH, {PSA + "enforce": "restricted", PSA + "enforce-version": "v1.34"}))
     names = [d["metadata"]["name"] for d in docs] + ["kube-system"]
     accounts = [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": n}}
                 for n in names if n != "kube-system"]
-    kubectl(apiserver, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(docs + accounts))
+    kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs + accounts))
     return names
 
 
-def dry_run_pod(apiserver, namespace, obj, spec):
+def dry_run_pod(kubectl, namespace, obj, spec):
     spec = dict(spec, automountServiceAccountToken=False)
     # A StatefulSet's claim templates become the pod's volumes (as the StatefulSet
     # controller does: persistentVolumeClaim volumes, allowed at restricted).
@@ -96,30 +57,30 @@ def dry_run_pod(apiserver, namespace, obj, spec):
     spec.pop("priorityClassName", None)
     spec.pop("runtimeClassName", None)
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": namespace}, "spec": spec}
-    result = kubectl(apiserver, "create", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(pod), check=False)
+    result = kubectl("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(pod), check=False)
     return result.returncode == 0, result.stderr.strip()
 
 
-def test_pod_security_admission_agrees_with_the_checker(apiserver, namespaces, rendered):
+def test_pod_security_admission_agrees_with_the_checker(kubectl, namespaces, rendered):
     disagreements, refused = [], []
-    for obj, spec in pod_templates(rendered):
-        admitted, message = dry_run_pod(apiserver, SCRATCH, obj, spec)
+    for obj, spec in sec.pod_templates(rendered):
+        admitted, message = dry_run_pod(kubectl, SCRATCH, obj, spec)
         violations = sec.restricted_violations(spec)
         if admitted != (not violations):
             disagreements.append(f"{sec.ref(obj)}: API server {'admits' if admitted else 'refuses'} ({message}); "
                                  f"checker says {violations or 'restricted'}")
         home = obj["metadata"].get("namespace")
         if home in namespaces and home != "kube-system":
-            ok, why = dry_run_pod(apiserver, home, obj, spec)
+            ok, why = dry_run_pod(kubectl, home, obj, spec)
             if not ok:
                 refused.append(f"{sec.ref(obj)}: {why}")
     assert disagreements == []
     assert refused == []
 
 
-def test_the_probe_can_be_refused(apiserver, namespaces):
+def test_the_probe_can_be_refused(kubectl, namespaces):
     spec = {"containers": [{"name": "c", "image": "busybox:1.36", "securityContext": {"privileged": True}}]}
-    admitted, message = dry_run_pod(apiserver, SCRATCH, {"kind": "Pod", "metadata": {"name": "x"}}, spec)
+    admitted, message = dry_run_pod(kubectl, SCRATCH, {"kind": "Pod", "metadata": {"name": "x"}}, spec)
     assert not admitted and "PodSecurity" in message
 
 
@@ -127,9 +88,9 @@ RBAC_KINDS = ("ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRo
 
 
 @pytest.fixture(scope="module")
-def authorization(apiserver):
+def authorization(control_plane):
     from kubernetes import client, config
-    return client.AuthorizationV1Api(config.new_client_from_config(config_file=apiserver[1]["KUBECONFIG"]))
+    return client.AuthorizationV1Api(config.new_client_from_config(config_file=str(control_plane.kubeconfig)))
 
 
 def review(authorization, user, groups, namespace, verb, resource):
@@ -139,10 +100,10 @@ def review(authorization, user, groups, namespace, verb, resource):
     return bool(authorization.create_subject_access_review(sar).status.allowed)
 
 
-def test_rbac_secret_reach_matches_the_exceptions(apiserver, authorization, namespaces, rendered, repo_root):
+def test_rbac_secret_reach_matches_the_exceptions(kubectl, authorization, namespaces, rendered, repo_root):
     objects = [obj for _source, obj in rendered if obj["kind"] in RBAC_KINDS]
-    kubectl(apiserver, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(objects))
-    allowed_bindings = exceptions(repo_root).get("secret-access", {})
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(objects))
+    allowed_bindings = sec.exceptions(repo_root).get("secret-access", {})
     expected = {(s.get("namespace"), s["name"]) for b, s, _scope, _powers in sec.secret_access([o for _source, o in rendered])
                 if sec.ref(b) in allowed_bindings}
     accounts = sorted({(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects if o["kind"] == "ServiceAccount"})
