@@ -54,8 +54,9 @@ options:
     default: []
   src:
     description:
-      - Manifest files on the controller (multi-document YAML, or JSON such as a
-        C(kind: List)); a relative path is relative to the playbook; their objects are applied after O(objects), in file order.
+      - "Manifest files on the controller (multi-document YAML, or JSON such as a
+        C(kind: List)); a relative path is relative to the playbook; their objects are
+        applied after O(objects), in file order."
       - The files are read by the action itself, so their objects never go through task
         argument templating (a few MB of CRD schemas take seconds there); JSON is read
         about 20 times faster than YAML.
