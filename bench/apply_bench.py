@@ -91,12 +91,20 @@ def reachable(kubeconfig):
     return result.returncode == 0 and "serverVersion" in result.stdout, result.stderr.strip()
 
 
-def clean(kubeconfig, objects, namespaces):
+def clean(kubeconfig, objects, namespaces, timeout=900):
+    """Delete what a round created and wait until it is really gone: a namespace or CRD
+    still terminating (kubectl delete --timeout can return before) fails the next apply."""
     crds = [obj["metadata"]["name"] for obj in objects if k8s_objects().is_crd(obj)]
     cluster_scoped = [f"{obj['kind'].lower()}/{obj['metadata']['name']}" for obj in objects if obj["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-    for batch in (namespaces and ["namespace", *namespaces], crds and ["crd", *crds], cluster_scoped):
-        if batch:
-            kubectl(["delete", "--ignore-not-found", "--wait=true", "--timeout=300s", *batch], kubeconfig)
+    batches = [batch for batch in (namespaces and ["namespace", *namespaces], crds and ["crd", *crds], cluster_scoped) if batch]
+    for batch in batches:
+        kubectl(["delete", "--ignore-not-found", "--wait=false", *batch], kubeconfig)
+    deadline = time.monotonic() + timeout
+    for batch in batches:
+        while kubectl(["get", "--ignore-not-found", "-o", "name", *batch], kubeconfig).stdout.strip():
+            if time.monotonic() > deadline:
+                fail(f"objects of the previous round still there after {timeout}s: {' '.join(batch)}", 1)
+            time.sleep(2)
 
 
 def time_kubectl(kubeconfig, manifest):
@@ -146,7 +154,8 @@ def time_k8s_apply(kubeconfig, objects, workers, manifest=None):
     elapsed = time.monotonic() - started
     os.unlink(path)
     if result.returncode != 0:
-        fail(f"k8s_apply failed:\n{result.stdout[-3000:]}", 1)
+        messages = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith(("msg:", '"msg":'))]
+        fail(f"k8s_apply failed: {' | '.join(messages)[:3000] or result.stdout[-3000:]}", 1)
     summary = SUMMARY.search(result.stdout)
     if not summary:
         fail(f"k8s_apply printed no summary:\n{result.stdout[-3000:]}", 1)
