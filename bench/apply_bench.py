@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,6 +78,7 @@ def load_objects(upstream_dir, names):
     return ns_objects + objects, namespaces
 
 
+SUMMARY = re.compile(r"k8s_apply: (applied=\d+ drifted=\d+ unchanged=\d+)")
 KUBECTL = shutil.which("kubectl") or os.path.join(os.environ.get("KUBEBUILDER_ASSETS", "/nonexistent"), "kubectl")
 
 
@@ -89,12 +91,20 @@ def reachable(kubeconfig):
     return result.returncode == 0 and "serverVersion" in result.stdout, result.stderr.strip()
 
 
-def clean(kubeconfig, objects, namespaces):
+def clean(kubeconfig, objects, namespaces, timeout=900):
+    """Delete what a round created and wait until it is really gone: a namespace or CRD
+    still terminating (kubectl delete --timeout can return before) fails the next apply."""
     crds = [obj["metadata"]["name"] for obj in objects if k8s_objects().is_crd(obj)]
     cluster_scoped = [f"{obj['kind'].lower()}/{obj['metadata']['name']}" for obj in objects if obj["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-    for batch in (namespaces and ["namespace", *namespaces], crds and ["crd", *crds], cluster_scoped):
-        if batch:
-            kubectl(["delete", "--ignore-not-found", "--wait=true", "--timeout=300s", *batch], kubeconfig)
+    batches = [batch for batch in (namespaces and ["namespace", *namespaces], crds and ["crd", *crds], cluster_scoped) if batch]
+    for batch in batches:
+        kubectl(["delete", "--ignore-not-found", "--wait=false", *batch], kubeconfig)
+    deadline = time.monotonic() + timeout
+    for batch in batches:
+        while kubectl(["get", "--ignore-not-found", "-o", "name", *batch], kubeconfig).stdout.strip():
+            if time.monotonic() > deadline:
+                fail(f"objects of the previous round still there after {timeout}s: {' '.join(batch)}", 1)
+            time.sleep(2)
 
 
 def time_kubectl(kubeconfig, manifest):
@@ -106,7 +116,10 @@ def time_kubectl(kubeconfig, manifest):
     return elapsed
 
 
-def time_k8s_apply(kubeconfig, objects, workers):
+def time_k8s_apply(kubeconfig, objects, workers, manifest=None):
+    """One ansible-playbook run of a k8s_apply task: the objects by reference (src: the
+    same manifest file kubectl reads) or, without a manifest, inline in the playbook."""
+    source = {"src": [manifest]} if manifest else {"objects": objects}
     playbook = {
         "hosts": "localhost",
         "connection": "local",
@@ -114,7 +127,7 @@ def time_k8s_apply(kubeconfig, objects, workers):
         "tasks": [
             {
                 "name": "Apply",
-                "researchops.mlops.k8s_apply": {"kubeconfig": kubeconfig, "objects": objects, "workers": workers},
+                "researchops.mlops.k8s_apply": {"kubeconfig": kubeconfig, "workers": workers, **source},
                 "register": "result",
             },
             {
@@ -141,9 +154,12 @@ def time_k8s_apply(kubeconfig, objects, workers):
     elapsed = time.monotonic() - started
     os.unlink(path)
     if result.returncode != 0:
-        fail(f"k8s_apply failed:\n{result.stdout[-3000:]}", 1)
-    summary = next((line for line in result.stdout.splitlines() if "k8s_apply: applied=" in line), "")
-    return elapsed, summary.strip().strip('"').split("k8s_apply: ", 1)[-1]
+        messages = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith(("msg:", '"msg":'))]
+        fail(f"k8s_apply failed: {' | '.join(messages)[:3000] or result.stdout[-3000:]}", 1)
+    summary = SUMMARY.search(result.stdout)
+    if not summary:
+        fail(f"k8s_apply printed no summary:\n{result.stdout[-3000:]}", 1)
+    return elapsed, summary.group(1)
 
 
 def main():
@@ -154,6 +170,17 @@ def main():
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=1, help="repetitions; the best time of each kind is kept")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    parser.add_argument(
+        "--format",
+        choices=["json", "yaml"],
+        default="json",
+        help="format of the manifest file both tools read (json: one kind: List document; yaml: multi-document)",
+    )
+    parser.add_argument(
+        "--inline",
+        action="store_true",
+        help="pass the objects to k8s_apply inline in the playbook (objects:) instead of by reference (src:)",
+    )
     args = parser.parse_args()
 
     if not os.access(KUBECTL, os.X_OK):
@@ -165,23 +192,33 @@ def main():
         fail(f"no API server reachable with {args.kubeconfig}: {error or 'kubectl version failed'}")
 
     objects, namespaces = load_objects(args.upstream_dir, args.only)
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
-        yaml.safe_dump_all(objects, handle)
+    with tempfile.NamedTemporaryFile("w", suffix=f".{args.format}", delete=False) as handle:
+        if args.format == "json":
+            json.dump({"apiVersion": "v1", "kind": "List", "items": objects}, handle)
+        else:
+            yaml.safe_dump_all(objects, handle)
         manifest = handle.name
+    how = "inline in the playbook (objects:)" if args.inline else "by reference (src:)"
+    print(f"manifest: {args.format}, read by kubectl -f and by k8s_apply {how}")
     print(f"{len(objects)} objects ({sum(map(k8s_objects().is_crd, objects))} CRDs) from {', '.join(args.only or [k for k, _unused in MANIFESTS])}")
 
     times = {"kubectl": [], "kubectl_rerun": [], "k8s_apply": [], "k8s_apply_rerun": []}
     try:
-        for _unused in range(args.rounds):
+        for number in range(1, args.rounds + 1):
             clean(args.kubeconfig, objects, namespaces)
             times["kubectl"].append(time_kubectl(args.kubeconfig, manifest))
             times["kubectl_rerun"].append(time_kubectl(args.kubeconfig, manifest))
             clean(args.kubeconfig, objects, namespaces)
-            elapsed, fresh = time_k8s_apply(args.kubeconfig, objects, args.workers)
+            elapsed, fresh = time_k8s_apply(args.kubeconfig, objects, args.workers, None if args.inline else manifest)
             times["k8s_apply"].append(elapsed)
-            elapsed, rerun = time_k8s_apply(args.kubeconfig, objects, args.workers)
+            elapsed, rerun = time_k8s_apply(args.kubeconfig, objects, args.workers, None if args.inline else manifest)
             times["k8s_apply_rerun"].append(elapsed)
-            print(f"  k8s_apply fresh: {fresh}; re-run: {rerun}")
+            print(
+                f"round {number}: kubectl {times['kubectl'][-1]:.2f}s / re-run {times['kubectl_rerun'][-1]:.2f}s; "
+                f"k8s_apply {times['k8s_apply'][-1]:.2f}s ({fresh}) / re-run {elapsed:.2f}s ({rerun}); "
+                f"load average {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
     finally:
         clean(args.kubeconfig, objects, namespaces)
         os.unlink(manifest)

@@ -6,11 +6,9 @@ k8s_select.yml, k8s_drop.yml, k8s_patch.yml, k8s_crds.yml beside this file."""
 
 from __future__ import annotations
 
-import copy
-
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import ObjectScopes, is_crd
+from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import ObjectScopes, is_crd, plain
 
 
 def _check_objects(name, objects):
@@ -88,9 +86,11 @@ def _merge(base, patch):
     if _named(base) and _named(patch) and patch:
         by_name = {item["name"]: item for item in patch}
         merged = [_merge(item, by_name.pop(item["name"])) if item["name"] in by_name else item for item in base]
-        return merged + [copy.deepcopy(item) for item in patch if item["name"] in by_name]
+        return merged + [plain(item) for item in patch if item["name"] in by_name]
     if not isinstance(base, dict) or not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        # a plain copy: deepcopy of Ansible's lazy template containers copies their
+        # templating context (all variables), seconds per call
+        return plain(patch)
     merged = dict(base)
     for key, value in patch.items():
         merged[key] = _merge(base.get(key), value)

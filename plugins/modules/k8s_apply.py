@@ -46,10 +46,34 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 options:
   objects:
-    description: The Kubernetes objects.
+    description:
+      - The Kubernetes objects.
+      - At least one of O(objects), O(src) and O(crds_from) must be given.
     type: list
     elements: dict
-    required: true
+    default: []
+  src:
+    description:
+      - "Manifest files on the controller (multi-document YAML, or JSON such as a
+        C(kind: List)); a relative path is relative to the playbook; their objects are
+        applied after O(objects), in file order."
+      - The files are read by the action itself, so their objects never go through task
+        argument templating (a few MB of CRD schemas take seconds there); JSON is read
+        about 20 times faster than YAML.
+    type: list
+    elements: path
+    default: []
+  crds_from:
+    description:
+      - Pinned upstream manifests (C(versions.yml) entries C({path, url, sha256})) whose
+        CustomResourceDefinitions are applied before O(objects), in file order.
+      - Read by the action itself through the P(researchops.mlops.upstream_manifest#lookup)
+        lookup (same checksum check, same C(mlops_upstream_dir) and download cache,
+        same parse cache), so megabytes of CRD schemas never travel through task
+        arguments. The sink role passes C(k8s_sink_crds_from) here.
+    type: list
+    elements: dict
+    default: []
   field_manager:
     description: Server-side apply field manager.
     type: str
@@ -132,6 +156,11 @@ EXAMPLES = r"""
         kind: Deployment
         name: cert-manager-webhook
         namespace: cert-manager
+
+- name: Apply a manifest file as it is (read by the action; relative to the playbook)
+  researchops.mlops.k8s_apply:
+    kubeconfig: "{{ mlops_kubeconfig }}"
+    src: [files/crds.json]
 """
 
 RETURN = r"""
@@ -190,7 +219,12 @@ except ImportError:
 
 
 def run(module, adapter):
-    result = run_apply(applier_for(adapter, module.params, module.check_mode, module._diff), module.params["objects"], module._diff)
+    params = module.params
+    if params["crds_from"]:
+        module.fail_json(msg="k8s_apply: crds_from is read by the action plugin on the controller, not by the module")
+    if not params["objects"] and not params["src"]:
+        module.fail_json(msg="k8s_apply: give objects, src (manifest files) or both")
+    result = run_apply(applier_for(adapter, params, module.check_mode, module._diff), params["objects"], module._diff, src=params["src"])
     if result.get("failed"):
         module.fail_json(**result)
     module.exit_json(**result)

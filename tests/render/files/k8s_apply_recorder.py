@@ -27,6 +27,7 @@ def main():
         argument_spec={
             "kubeconfig": {"type": "raw", "no_log": True},
             "objects": {"type": "list", "elements": "dict", "required": True},
+            "crds_from": {"type": "list", "elements": "dict", "default": []},
             "field_manager": {"type": "str", "default": "researchops"},
             "force_conflicts": {"type": "bool", "default": True},
             "workers": {"type": "int", "default": 8},
@@ -39,7 +40,7 @@ def main():
         supports_check_mode=True,
     )
     with open(os.environ["MLOPS_APPLY_RECORD"], "a", encoding="utf-8") as handle:
-        handle.write(json.dumps({key: module.params[key] for key in ("objects", "wait", "wait_for", "field_manager")}, sort_keys=True) + "\n")
+        handle.write(json.dumps({key: module.params[key] for key in ("objects", "crds_from", "wait", "wait_for", "field_manager")}, sort_keys=True) + "\n")
     module.exit_json(changed=False, results=[], applied=[], skipped=[], waited=[])
 
 

@@ -485,3 +485,25 @@ def test_an_object_being_deleted_is_never_reported_unchanged():
     cluster.store[("ClusterRole", None, "reader")]["metadata"]["deletionTimestamp"] = "2026-11-30T13:00:00Z"
     with pytest.raises(ApplyError, match=r"ClusterRole reader \(rbac.authorization.k8s.io/v1\): is being deleted"):
         run(cluster)
+
+
+def test_src_files_json_and_yaml_are_applied_after_the_objects(tmp_path):
+    """src: a JSON List and multi-document YAML are read where the sink runs and applied
+    like objects given inline (same requests, same order after the inline objects)."""
+    deployment, widget, settings, namespace, definition, reader = objects()
+    (tmp_path / "list.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [definition, namespace]}))
+    (tmp_path / "rest.yaml").write_text("---\n" + json.dumps(widget) + "\n---\n\n---\n" + json.dumps(settings) + "\n")
+    assert apply_utils.read_manifests([tmp_path / "list.json", tmp_path / "rest.yaml"]) == [definition, namespace, widget, settings]
+    by_src, inline = FakeCluster(), FakeCluster()
+    result = apply_utils.run_apply(Applier(by_src), [deployment, reader], False, src=[tmp_path / "list.json", tmp_path / "rest.yaml"])
+    expected = apply_utils.run_apply(Applier(inline), [deployment, reader, definition, namespace, widget, settings], False)
+    assert result["applied"] == expected["applied"] and len(result["applied"]) == 6
+    assert by_src.calls_of("apply") == inline.calls_of("apply")
+
+
+def test_src_errors_name_the_file(tmp_path):
+    (tmp_path / "broken.yaml").write_text("kind: [\n")
+    (tmp_path / "scalar.json").write_text("[1]")
+    for name, message in (("broken.yaml", "not valid YAML"), ("scalar.json", "document 0 is a int"), ("missing.yaml", "cannot read it")):
+        result = apply_utils.run_apply(Applier(FakeCluster()), [], False, src=[str(tmp_path / name)])
+        assert result["failed"] is True and name in result["msg"] and message in result["msg"], result["msg"]
