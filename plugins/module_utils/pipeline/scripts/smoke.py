@@ -43,7 +43,8 @@ def main(env):
             sys.stderr.write(f"smoke request POST {url}: {status or text}; retrying in {delay:g}s\n")
             time.sleep(delay)
     if status is None or status >= 400:
-        fail(f"smoke request POST {url} failed: {'HTTP %d: ' % status if status else ''}{text[:500]}")
+        reason = f"HTTP {status}: " if status else ""
+        fail(f"smoke request POST {url} failed: {reason}{text[:500]}")
     try:
         answer = json.loads(text)
     except ValueError:

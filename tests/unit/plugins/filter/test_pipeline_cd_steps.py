@@ -151,7 +151,7 @@ class Server:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (BaseHTTPRequestHandler's name)
+            def do_POST(self):
                 length = int(self.headers["Content-Length"])
                 server.requests.append((self.path, self.headers["Content-Type"], self.rfile.read(length)))
                 status, body = server.answers.pop(0) if len(server.answers) > 1 else server.answers[0]
