@@ -120,3 +120,64 @@ def test_api_server_grants_exactly_what_upstream_calls(kube, account):
     other_app = kubectl("auth", "can-i", "-n", "argocd", "patch", "applications.argoproj.io/other-serving",
                         _account(account), check=False).stdout.strip()
     assert other_app == "no"
+
+
+def _cd_args(objects, name, **values):
+    """The generated args of CD step `name`, Argo's {{...}} replaced by `values`, every
+    --timeout shortened to 5s."""
+    wft = next(o for o in objects if o["kind"] == "WorkflowTemplate" and o["metadata"]["name"] == "mnist-cd")
+    args = next(t for t in wft["spec"]["templates"] if t["name"] == name)["container"]["args"]
+    out = []
+    for arg in args:
+        for key, value in values.items():
+            arg = arg.replace("{{" + key + "}}", value)
+        out.append("--timeout=5s" if arg.startswith("--timeout=") else arg)
+    return out
+
+
+def test_cd_kubectl_steps_under_the_cd_account(kube, tmp_path):
+    """The CD steps that hold the CD ServiceAccount are bare kubectl arguments
+    (registry.k8s.io/kubectl has no shell): run exactly those, as mnist-cd, against the
+    generated Application (Argo CD's CRD from the pinned install.yaml) and a Deployment.
+    The patch comes from the plan script, as in test_pipeline_cd_steps.py."""
+    from test_pipeline_cd_steps import SHA, lineage, plan
+
+    kubectl, objects = kube
+    cd = next(o for o in objects if o["kind"] == "WorkflowTemplate" and o["metadata"]["name"] == "mnist-cd")
+    app = next(o for o in objects if o["kind"] == "Application")
+    kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(app))
+    assert plan(cd, tmp_path, lineage()).returncode == 0
+    patch = (tmp_path / "out" / "patch").read_text(encoding="utf-8")  # no '$' in it: as the kubelet passes it
+    as_cd = _account("mnist-cd")
+    kubectl(*_cd_args(objects, "patch", **{"inputs.parameters.patch": patch}), as_cd)
+    source = json.loads(kubectl("-n", "argocd", "get", "application", "mnist-serving", "-o", "json").stdout)["spec"]
+    assert source["source"]["targetRevision"] == SHA
+    assert source["source"]["kustomize"]["commonAnnotations"] == {"researchops.io/model-version": "v1"}
+    assert source["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    assert len(source["source"]["kustomize"]["patches"]) == 2  # the playbook's patches stay
+
+    version = {"workflow.parameters.model-version": "v1"}
+    missing = kubectl(*_cd_args(objects, "wait-created"), as_cd, check=False)
+    assert missing.returncode != 0 and "timed out" in missing.stderr, missing.stderr
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "mnist", "namespace": NS}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": "mnist"}}, "template": {
+            "metadata": {"labels": {"app": "mnist"}, "annotations": {"researchops.io/model-version": "v0"}},
+            "spec": {"containers": [{"name": "main", "image": "model"}]}}}}
+    kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(deployment))
+    kubectl(*_cd_args(objects, "wait-created"), as_cd)
+    stale = kubectl(*_cd_args(objects, "wait-synced", **version), as_cd, check=False)
+    assert stale.returncode != 0 and "timed out" in stale.stderr, stale.stderr
+    deployment["spec"]["template"]["metadata"]["annotations"]["researchops.io/model-version"] = "v1"
+    kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(deployment))
+    kubectl(*_cd_args(objects, "wait-synced", **version), as_cd)
+
+    # No controller runs here: `rollout status` waits until the status says the new
+    # generation is observed and available (kubectl polymorphichelpers/rollout_status.go).
+    rolling = kubectl(*_cd_args(objects, "rollout"), as_cd, check=False)
+    assert rolling.returncode != 0, rolling.stdout
+    generation = json.loads(kubectl("-n", NS, "get", "deployment", "mnist", "-o", "json").stdout)["metadata"]["generation"]
+    status = {"status": {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
+                         "availableReplicas": 1}}
+    kubectl("-n", NS, "patch", "deployment", "mnist", "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    done = kubectl(*_cd_args(objects, "rollout"), as_cd)
+    assert "successfully rolled out" in done.stdout

@@ -7,6 +7,7 @@ points the Application at it, waits for the roll-out and sends a smoke request."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from .ci import kubelet_literal
 from .ct import GPU_LABEL, s3_env_from
@@ -30,71 +31,104 @@ fi
 cat /tmp/outputs/lineage.json
 """
 
-DEPLOY_SCRIPT = r"""set -eu
-field() { printf '%s' "$LINEAGE" | jq -er "$1"; }
-CODE_SHA=$(field .code_sha)
-# The serving image: the multi-arch manifest list CI built from the same commit.
-IMAGE=$SERVE_REPOSITORY:$CODE_SHA
-VERSION=$(field .model_version)
-if [ "$VERSION" != "$MODEL_VERSION" ]; then
-  echo "lineage of $MODEL_VERSION names model version $VERSION: refusing to deploy" >&2; exit 1
-fi
-if ! printf '%s' "$LINEAGE" | jq -e '.metrics.passed == true' >/dev/null; then
-  echo "lineage of model version $VERSION does not record a passed gate: refusing to deploy" >&2; exit 1
-fi
-PATCH=$(jq -cn --arg sha "$CODE_SHA" --arg model "$MODEL_PLACEHOLDER=$IMAGE" \
-  --arg tools "$TOOLS_PLACEHOLDER=$TOOLS_IMAGE" --arg deployment "$DEPLOYMENT" \
-  --argjson replicas "$REPLICAS" --arg version "$VERSION" --arg key "$VERSION_ANNOTATION" \
-  '{spec: {source: {targetRevision: $sha, kustomize: {images: [$model, $tools],
-    replicas: [{name: $deployment, count: $replicas}], commonAnnotations: {($key): $version}}},
-    syncPolicy: {automated: {prune: true, selfHeal: true}}}}')
-kubectl -n "$ARGOCD_NAMESPACE" patch application "$APPLICATION" --type merge -p "$PATCH"
-echo "Application $APPLICATION: model version $VERSION, image $IMAGE, manifests at $CODE_SHA"
-DEADLINE=$(( $(date +%s) + TIMEOUT ))
-JSONPATH="{.spec.template.metadata.annotations.$(printf '%s' "$VERSION_ANNOTATION" | sed 's/\./\\./g')}"
-until [ "$(kubectl -n "$NAMESPACE" get deployment "$DEPLOYMENT" -o jsonpath="$JSONPATH" 2>/dev/null)" = "$VERSION" ]; do
-  if [ "$(date +%s)" -ge "$DEADLINE" ]; then
-    echo "Argo CD did not sync model version $VERSION to deployment/$DEPLOYMENT within ${TIMEOUT}s;" \
-      "see: kubectl -n $ARGOCD_NAMESPACE get application $APPLICATION -o yaml" >&2
-    exit 1
-  fi
-  sleep 5
-done
-kubectl -n "$NAMESPACE" rollout status deployment "$DEPLOYMENT" --timeout="${TIMEOUT}s"
-"""
-
-SMOKE_SCRIPT = r"""set -eu
-URL="http://$SERVICE.$NAMESPACE.svc.cluster.local:$PORT$SMOKE_PATH"
-printf '%s' "$SMOKE_BODY" > /tmp/body.json
-if ! OUT=$(curl -sS --fail-with-body --retry 5 --retry-connrefused --retry-delay 3 --max-time 30 \
-    -X POST -H 'Content-Type: application/json' --data @/tmp/body.json "$URL"); then
-  echo "smoke request POST $URL failed: $OUT" >&2; exit 1
-fi
-if ! printf '%s' "$OUT" | jq -e --arg key "$EXPECT_KEY" 'type == "object" and has($key)' >/dev/null; then
-  echo "smoke request POST $URL answered without '$EXPECT_KEY': $(printf '%s' "$OUT" | head -c 500)" >&2; exit 1
-fi
-echo "smoke request POST $URL ok for model version $MODEL_VERSION: $(printf '%s' "$OUT" | head -c 500)"
-"""
+# Plan and smoke run as Python scripts (files beside this module, Argo `script` templates)
+# in the Docker Official Python image, without credentials. The steps holding the CD
+# ServiceAccount's token run registry.k8s.io/kubectl (the Kubernetes project's image:
+# kubectl only, no shell), so they are plain kubectl arguments.
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+PLAN_SCRIPT = (SCRIPTS / "cd_plan.py").read_text(encoding="utf-8")
+SMOKE_SCRIPT = (SCRIPTS / "smoke.py").read_text(encoding="utf-8")
+KUBECTL = "/bin/kubectl"  # ENTRYPOINT of kubernetes/kubernetes build/server-image/kubectl/Dockerfile
+VERSION_ANNOTATION = "researchops.io/model-version"
+OUTPUTS = "/tmp/outputs"
+# The smoke request: retries of a refused/failed request, seconds between them, seconds
+# per attempt.
+SMOKE_RETRIES, SMOKE_RETRY_DELAY, SMOKE_MAX_TIME = 5, 3, 30
 
 
-# Worst case of one CD run, in seconds, besides the two roll-out waits of the deploy step
-# (Argo CD picking up the revision, then `kubectl rollout status`, each up to
-# rollout_timeout): the smoke request (5 retries of at most 30 s + 3 s apart), the lineage
-# read and three pod start-ups.
+def version_jsonpath():
+    """JSONPath of the version annotation on the Deployment's pod template ('.' in the
+    key escaped, as kubectl's JSONPath wants it)."""
+    return "{.spec.template.metadata.annotations." + VERSION_ANNOTATION.replace(".", "\\.") + "}"
+
+
+# Worst case of one CD run, in seconds, besides its kubectl waits (each up to
+# rollout_timeout: the Deployment's creation by Argo CD's first sync, the version
+# annotation on its pod template, `kubectl rollout status`): the smoke request (5 retries
+# of at most 30 s + 3 s apart), the lineage read, plan and patch, and five pod start-ups.
 CD_OVERHEAD = 300
+CD_WAITS = 3
 
 
 def cd_deadline(rollout_timeout):
     """activeDeadlineSeconds of a CD Workflow: its own worst case, plus as long again for
     the one CD of the same pipeline it may wait for behind the mutex."""
-    return 2 * (2 * rollout_timeout + CD_OVERHEAD)
+    return 2 * (CD_WAITS * rollout_timeout + CD_OVERHEAD)
+
+
+NOT_SYNCED_SCRIPT = """import os, sys
+e = os.environ
+sys.exit(f"Argo CD did not sync model version {e['MODEL_VERSION']} to deployment/{e['DEPLOYMENT']} within "
+         f"{e['TIMEOUT']}s; see: kubectl -n {e['ARGOCD_NAMESPACE']} get application {e['APPLICATION']} -o yaml")
+"""
+
+
+def kubectl_template(pipeline, name, args, inputs=()):
+    """A step holding the CD ServiceAccount's token: kubectl with these arguments, nothing
+    else (the image has no shell)."""
+    template = {
+        "name": name,
+        "container": {
+            "name": "main",
+            "image": pipeline.images["kubectl"],
+            "command": [KUBECTL],
+            "args": args,
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+            "securityContext": container_security(),
+        },
+    }
+    if inputs:
+        template["inputs"] = {"parameters": [{"name": item} for item in inputs]}
+    return template
+
+
+def python_template(pipeline, name, source, env, outputs=(), inputs=()):
+    """A step without credentials of its own: a Python script in the Python image."""
+    template = {
+        "name": name,
+        "script": {
+            "name": "main",
+            "image": pipeline.images["python"],
+            "command": ["python3"],
+            "source": source,
+            "env": env,
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+            "securityContext": container_security(),
+        },
+    }
+    if inputs:
+        template["inputs"] = {"parameters": [{"name": item} for item in inputs]}
+    if outputs:
+        template["outputs"] = {"parameters": [{"name": item, "valueFrom": {"path": f"{OUTPUTS}/{item}"}}
+                                              for item in outputs]}
+    return template
 
 
 def cd_workflow_template(pipeline):
     spec = pipeline.spec
     cd = spec["cd"]
     platform = pipeline.platform
-    version_env = {"name": "MODEL_VERSION", "value": "{{workflow.parameters.model-version}}"}
+    version = "{{workflow.parameters.model-version}}"
+    version_env = {"name": "MODEL_VERSION", "value": version}
+    timeout = f"--timeout={cd['rollout_timeout']}s"
+    deployment = f"deployment/{pipeline.deployment}"
+    in_namespace = ["-n", pipeline.namespace]
+    where = [
+        {"name": "ARGOCD_NAMESPACE", "value": platform["argocd_namespace"]},
+        {"name": "APPLICATION", "value": pipeline.application},
+        {"name": "DEPLOYMENT", "value": pipeline.deployment},
+    ]
+    url = f"http://{pipeline.service}.{pipeline.namespace}.svc.cluster.local:{cd['port']}{cd['smoke']['path']}"
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "WorkflowTemplate",
@@ -114,8 +148,12 @@ def cd_workflow_template(pipeline):
             "templates": [
                 {"name": "cd", "steps": [
                     [{"name": "lineage", "template": "lineage"}],
-                    [{"name": "deploy", "template": "deploy", "arguments": {"parameters": [
+                    [{"name": "plan", "template": "plan", "arguments": {"parameters": [
                         {"name": "lineage", "value": "{{steps.lineage.outputs.parameters.lineage}}"}]}}],
+                    [{"name": "patch", "template": "patch", "arguments": {"parameters": [
+                        {"name": "patch", "value": "{{steps.plan.outputs.parameters.patch}}"}]}}],
+                    [{"name": "sync", "template": "sync"}],
+                    [{"name": "rollout", "template": "rollout"}],
                     [{"name": "smoke", "template": "smoke"}],
                 ]},
                 {
@@ -138,53 +176,48 @@ def cd_workflow_template(pipeline):
                         "securityContext": container_security(),
                     },
                 },
-                {
-                    "name": "deploy",
-                    "inputs": {"parameters": [{"name": "lineage"}]},
-                    "container": {
-                        "name": "main",
-                        "image": pipeline.images["kubectl"],
-                        "command": ["/bin/sh", "-c", DEPLOY_SCRIPT],
-                        "env": [
-                            version_env,
-                            {"name": "LINEAGE", "value": "{{inputs.parameters.lineage}}"},
-                            {"name": "ARGOCD_NAMESPACE", "value": platform["argocd_namespace"]},
-                            {"name": "APPLICATION", "value": pipeline.application},
-                            {"name": "NAMESPACE", "value": pipeline.namespace},
-                            {"name": "DEPLOYMENT", "value": pipeline.deployment},
-                            {"name": "REPLICAS", "value": str(cd["replicas"])},
-                            {"name": "TIMEOUT", "value": str(cd["rollout_timeout"])},
-                            {"name": "MODEL_PLACEHOLDER", "value": MODEL_IMAGE_PLACEHOLDER},
-                            {"name": "TOOLS_PLACEHOLDER", "value": TOOLS_IMAGE_PLACEHOLDER},
-                            {"name": "TOOLS_IMAGE", "value": pipeline.images["awscli"]},
-                            {"name": "SERVE_REPOSITORY", "value": pipeline.serve_repository},
-                            {"name": "HOME", "value": "/tmp"},
-                            {"name": "VERSION_ANNOTATION", "value": "researchops.io/model-version"},
-                        ],
-                        "terminationMessagePolicy": "FallbackToLogsOnError",
-                        "securityContext": container_security(),
-                    },
-                },
-                {
-                    "name": "smoke",
-                    "container": {
-                        "name": "main",
-                        "image": pipeline.images["kubectl"],
-                        "command": ["/bin/sh", "-c", SMOKE_SCRIPT],
-                        "env": [
-                            version_env,
-                            {"name": "SERVICE", "value": pipeline.service},
-                            {"name": "NAMESPACE", "value": pipeline.namespace},
-                            {"name": "PORT", "value": str(cd["port"])},
-                            {"name": "SMOKE_PATH", "value": cd["smoke"]["path"]},
-                            {"name": "SMOKE_BODY", "value": kubelet_literal(json.dumps(
-                                cd["smoke"]["body"], sort_keys=True, separators=(",", ":"), allow_nan=False))},
-                            {"name": "EXPECT_KEY", "value": cd["smoke"]["expect_key"]},
-                        ],
-                        "terminationMessagePolicy": "FallbackToLogsOnError",
-                        "securityContext": container_security(),
-                    },
-                },
+                python_template(pipeline, "plan", PLAN_SCRIPT, [
+                    version_env,
+                    {"name": "LINEAGE", "value": "{{inputs.parameters.lineage}}"},
+                    {"name": "APPLICATION", "value": pipeline.application},
+                    {"name": "DEPLOYMENT", "value": pipeline.deployment},
+                    {"name": "REPLICAS", "value": str(cd["replicas"])},
+                    {"name": "MODEL_PLACEHOLDER", "value": MODEL_IMAGE_PLACEHOLDER},
+                    {"name": "TOOLS_PLACEHOLDER", "value": TOOLS_IMAGE_PLACEHOLDER},
+                    {"name": "TOOLS_IMAGE", "value": pipeline.images["awscli"]},
+                    {"name": "SERVE_REPOSITORY", "value": pipeline.serve_repository},
+                    {"name": "VERSION_ANNOTATION", "value": VERSION_ANNOTATION},
+                    {"name": "OUTPUTS", "value": OUTPUTS},
+                    {"name": "HOME", "value": "/tmp"},
+                ], outputs=["patch"], inputs=["lineage"]),
+                kubectl_template(pipeline, "patch", [
+                    "-n", platform["argocd_namespace"], "patch", "application", pipeline.application,
+                    "--type", "merge", "-p", "{{inputs.parameters.patch}}"], inputs=["patch"]),
+                # Argo CD creates the Deployment on the first sync, then sets the version
+                # annotation on its pod template (commonAnnotations); a failed or missing
+                # sync ends in not-synced, which says where to look.
+                {"name": "sync", "steps": [
+                    [{"name": "created", "template": "wait-created", "continueOn": {"failed": True}}],
+                    [{"name": "synced", "template": "wait-synced", "continueOn": {"failed": True},
+                      "when": "{{steps.created.status}} == Succeeded"}],
+                    [{"name": "not-synced", "template": "not-synced", "when": "{{steps.synced.status}} != Succeeded"}],
+                ]},
+                kubectl_template(pipeline, "wait-created", [*in_namespace, "wait", "--for=create", deployment, timeout]),
+                kubectl_template(pipeline, "wait-synced", [
+                    *in_namespace, "wait", f"--for=jsonpath={version_jsonpath()}={version}", deployment, timeout]),
+                python_template(pipeline, "not-synced", NOT_SYNCED_SCRIPT, [
+                    version_env, *where, {"name": "TIMEOUT", "value": str(cd["rollout_timeout"])}]),
+                kubectl_template(pipeline, "rollout", [*in_namespace, "rollout", "status", deployment, timeout]),
+                python_template(pipeline, "smoke", SMOKE_SCRIPT, [
+                    version_env,
+                    {"name": "URL", "value": url},
+                    {"name": "SMOKE_BODY", "value": kubelet_literal(json.dumps(
+                        cd["smoke"]["body"], sort_keys=True, separators=(",", ":"), allow_nan=False))},
+                    {"name": "EXPECT_KEY", "value": cd["smoke"]["expect_key"]},
+                    {"name": "RETRIES", "value": str(SMOKE_RETRIES)},
+                    {"name": "RETRY_DELAY", "value": str(SMOKE_RETRY_DELAY)},
+                    {"name": "MAX_TIME", "value": str(SMOKE_MAX_TIME)},
+                ]),
             ],
         },
     }

@@ -64,7 +64,8 @@ IMAGE_KEYS = {
     "git": "git client with a POSIX shell (clone/checkout steps)",
     "kaniko": "Kaniko executor (image build)",
     "awscli": "AWS CLI v2 (S3 transfers, serving model download)",
-    "kubectl": "kubectl with sh, jq and curl (CD deploy and smoke steps)",
+    "kubectl": "kubectl of the Kubernetes project, no shell (CD steps holding the CD ServiceAccount)",
+    "python": "Python, Docker Official Image (CD plan and smoke steps, no credentials)",
     "crane": "crane of go-containerregistry (push of the built images, multi-arch manifest list)",
 }
 

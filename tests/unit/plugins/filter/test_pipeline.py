@@ -212,11 +212,10 @@ def test_cd_application_serves_off_gpu(objects):
 def test_cd_workflow(objects):
     wft = by_kind(objects, "WorkflowTemplate", "mnist-cd")
     assert [p["name"] for p in wft["spec"]["arguments"]["parameters"]] == ["model-version"]
-    deploy = env(template(wft, "deploy")["container"])
-    assert deploy["APPLICATION"] == "mnist-serving" and deploy["ARGOCD_NAMESPACE"] == "argocd"
-    smoke = env(template(wft, "smoke")["container"])
+    assert template(wft, "patch")["container"]["args"][:5] == ["-n", "argocd", "patch", "application", "mnist-serving"]
+    smoke = env(template(wft, "smoke")["script"])
     assert json.loads(smoke["SMOKE_BODY"])["instances"][0][2] == 5
-    assert smoke["SMOKE_PATH"] == "/predict" and smoke["SERVICE"] == "mnist" and smoke["PORT"] == "8080"
+    assert smoke["URL"] == "http://mnist.mlops-pipelines.svc.cluster.local:8080/predict"
 
 
 def test_sensor_starts_ci_only(objects):
@@ -366,9 +365,9 @@ def test_example_deploy_manifests_follow_the_serving_contract(objects):
     assert [c["image"] for c in pod["containers"]] == ["model"]
     version_env = pod["initContainers"][0]["env"][0]
     assert version_env["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.annotations['researchops.io/model-version']"
-    cd = env(template(by_kind(objects, "WorkflowTemplate", "mnist-cd"), "smoke")["container"])
-    assert service["metadata"]["name"] == cd["SERVICE"]
-    assert service["spec"]["ports"][0]["port"] == int(cd["PORT"])
+    cd = env(template(by_kind(objects, "WorkflowTemplate", "mnist-cd"), "smoke")["script"])
+    port = service["spec"]["ports"][0]["port"]
+    assert cd["URL"].startswith(f"http://{service['metadata']['name']}.mlops-pipelines.svc.cluster.local:{port}/")
 
 
 def test_local_inventory_loads_the_example_spec():

@@ -23,8 +23,9 @@ def find(objects, kind, name):
 
 def step_containers(wft):
     for tmpl in wft["spec"]["templates"]:
-        if "container" in tmpl:
-            yield tmpl["name"], tmpl["container"]
+        for kind in ("container", "script"):
+            if kind in tmpl:
+                yield tmpl["name"], tmpl[kind]
         for container in tmpl.get("containerSet", {}).get("containers", []):
             yield f"{tmpl['name']}/{container['name']}", container
 

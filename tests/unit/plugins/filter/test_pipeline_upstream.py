@@ -202,8 +202,8 @@ def test_serving_application_does_not_sync_before_a_gated_cd(objects):
     app = find(objects, "Application", "mnist-serving", "argocd")
     assert "automated" not in app["spec"].get("syncPolicy", {})
     assert "targetRevision" not in app["spec"]["source"]
-    deploy = template(find(objects, "WorkflowTemplate", "mnist-cd"), "deploy")["container"]["command"][2]
-    assert "targetRevision: $sha" in deploy and "syncPolicy: {automated:" in deploy
+    plan = template(find(objects, "WorkflowTemplate", "mnist-cd"), "plan")["script"]["source"]
+    assert '"targetRevision": code_sha' in plan and '"syncPolicy": {"automated": {"prune": True, "selfHeal": True}}' in plan
 
 
 def _secret_refs(node, found=None):
