@@ -14,7 +14,9 @@ Runs after test_site_apply.py (conftest); applies with --force-conflicts so that
 checks is the RBAC generated here, whoever applied these objects before."""
 from __future__ import annotations
 
+import datetime
 import json
+import time
 
 import pytest
 import yaml
@@ -122,6 +124,17 @@ def test_api_server_grants_exactly_what_upstream_calls(kube, account):
     assert other_app == "no"
 
 
+def _wait_for(probe, timeout=60):
+    """probe()'s first truthy answer within `timeout` seconds (controllers act on their own time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = probe()
+        if answer or time.monotonic() > deadline:
+            assert answer, f"nothing within {timeout}s"
+            return answer
+        time.sleep(1)
+
+
 def _cd_args(objects, name, **values):
     """The generated args of CD step `name`, Argo's {{...}} replaced by `values`, every
     --timeout shortened to 5s."""
@@ -171,13 +184,19 @@ def test_cd_kubectl_steps_under_the_cd_account(kube, tmp_path):
     kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(deployment))
     kubectl(*_cd_args(objects, "wait-synced", **version), as_cd)
 
-    # No controller runs here: `rollout status` waits until the status says the new
-    # generation is observed and available (kubectl polymorphichelpers/rollout_status.go).
+    # `rollout status` waits until the Deployment's status says the new generation is
+    # observed and available (kubectl polymorphichelpers/rollout_status.go). The layer's
+    # control plane runs the deployment and ReplicaSet controllers, which own that status
+    # and count a Pod available once its Ready condition is True (replicaset controller,
+    # podutil.IsPodAvailable); with no kubelet here, the test plays the kubelet's part.
     rolling = kubectl(*_cd_args(objects, "rollout"), as_cd, check=False)
     assert rolling.returncode != 0, rolling.stdout
-    generation = json.loads(kubectl("-n", NS, "get", "deployment", "mnist", "-o", "json").stdout)["metadata"]["generation"]
-    status = {"status": {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
-                         "availableReplicas": 1}}
-    kubectl("-n", NS, "patch", "deployment", "mnist", "--subresource=status", "--type=merge", "-p", json.dumps(status))
-    done = kubectl(*_cd_args(objects, "rollout"), as_cd)
+    pods = _wait_for(lambda: json.loads(kubectl("-n", NS, "get", "pods", "-l", "app=mnist", "-o", "json").stdout)["items"])
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for pod in pods:
+        ready = {"status": {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]}}
+        kubectl("-n", NS, "patch", "pod", pod["metadata"]["name"], "--subresource=status", "--type=merge", "-p", json.dumps(ready))
+    done = _wait_for(lambda: (lambda r: r if r.returncode == 0 else None)(kubectl(*_cd_args(objects, "rollout"), as_cd, check=False)))
     assert "successfully rolled out" in done.stdout
