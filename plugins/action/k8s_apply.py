@@ -12,10 +12,9 @@ target localhost)."""
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.errors import AnsibleActionFail
 
 from ansible_collections.researchops.mlops.plugins.module_utils.k8s_apply import ARGUMENT_SPEC, ApiAdapter, applier_for, run_apply
-from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import is_crd
 from ansible_collections.researchops.mlops.plugins.plugin_utils.action import ValidatedAction
 
 try:
@@ -48,19 +47,7 @@ class ActionModule(ValidatedAction):
             client = get_api_client(**{key: value for key, value in params.items() if key in AUTH_ARG_SPEC})
         except CoreException as e:
             raise AnsibleActionFail(f"k8s_apply: {e}") from e
-        objects = self._upstream_crds(params["crds_from"], task_vars) + objects
+        objects = self.upstream_crds(params["crds_from"], task_vars) + objects
         applier = applier_for(ApiAdapter(client, poll_interval=params["wait_sleep"]), params, check_mode, diff_mode)
         result.update(run_apply(applier, objects, diff_mode, src=[self._loader.path_dwim(path) for path in params["src"]]))
         return result
-
-    def _upstream_crds(self, entries, task_vars):
-        """The CRDs of pinned upstream manifests (versions.yml entries), read here through
-        the upstream_manifest lookup (checksum-verified, parse cached) so that megabytes of
-        schemas never travel through task arguments."""
-        if not entries:
-            return []
-        lookup = self._shared_loader_obj.lookup_loader.get("researchops.mlops.upstream_manifest", loader=self._loader, templar=self._templar)
-        try:
-            return [obj for obj in lookup.run(entries, variables=task_vars) if is_crd(obj)]
-        except AnsibleError as e:
-            raise AnsibleActionFail(f"k8s_apply: crds_from: {e}") from e

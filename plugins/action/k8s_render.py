@@ -3,7 +3,9 @@
 """Action plugin of researchops.mlops.k8s_render: renders on the controller, in-process.
 
 Large object lists (the Argo Workflows manifest is 12 MB) cost seconds to serialise into
-a module process; the render only touches the controller's disk, so it runs here."""
+a module process; the render only touches the controller's disk, so it runs here. The
+CRDs of pinned upstream manifests come by reference (crds_from) and are read here, as
+k8s_apply does (plugin_utils/action.py, ValidatedAction.upstream_crds)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ class ActionModule(ValidatedAction):
     def run(self, tmp=None, task_vars=None):
         result, args, check_mode, diff_mode = self.begin(tmp, task_vars)
         try:
-            rendered = render(args["dest"], args["phase"], args["component"], args["objects"], check_mode, args["phases"])
+            objects = self.upstream_crds(args["crds_from"], task_vars) + args["objects"]
+            rendered = render(args["dest"], args["phase"], args["component"], objects, check_mode, args["phases"])
         except (ObjectError, OSError) as e:
             raise AnsibleActionFail(f"render of {args['phase']}/{args['component']} failed: {e}") from e
         diff = rendered.pop("diff")

@@ -25,6 +25,7 @@ ARGUMENT_SPEC = {
     "phase": {"type": "str", "required": True},
     "component": {"type": "str", "required": True},
     "objects": {"type": "list", "elements": "dict", "required": True},
+    "crds_from": {"type": "list", "elements": "dict", "default": []},
     "phases": {"type": "list", "elements": "str", "default": list(DEFAULT_PHASES)},
 }
 KUSTOMIZATION = "kustomization.yaml"

@@ -46,6 +46,20 @@ options:
     type: list
     elements: dict
     required: true
+  crds_from:
+    description:
+      - Pinned upstream manifests (C(versions.yml) entries C({path, url, sha256})) whose
+        CustomResourceDefinitions are rendered with O(objects) (as if they came first in
+        O(objects), in file order).
+      - Read by the action itself through the P(researchops.mlops.upstream_manifest#lookup)
+        lookup (same checksum check, same C(mlops_upstream_dir) and download cache, same
+        parse cache), so megabytes of CRD schemas never travel through task arguments.
+        The sink role passes C(k8s_sink_crds_from) here, as it does to
+        M(researchops.mlops.k8s_apply).
+      - Only the action plugin reads it; the module, run on its own, fails when it is set.
+    type: list
+    elements: dict
+    default: []
   phases:
     description: Order of the phase folders in the root C(kustomization.yaml); other phases
       come after these, sorted.
@@ -73,6 +87,14 @@ EXAMPLES = r"""
     phase: platform
     component: argocd
     objects: "{{ __argocd_objects }}"
+
+- name: Render the Argo Workflows objects with the CRDs of the pinned upstream manifest
+  researchops.mlops.k8s_render:
+    dest: "{{ mlops_render_dir }}"
+    phase: platform
+    component: argo_workflows
+    objects: "{{ __argo_workflows_objects }}"
+    crds_from: ["{{ mlops_argo_workflows_manifest }}"]
 """
 
 RETURN = r"""
@@ -112,6 +134,8 @@ from ansible_collections.researchops.mlops.plugins.module_utils.k8s_render impor
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
+    if params["crds_from"]:
+        module.fail_json(msg="k8s_render: crds_from is read by the action plugin on the controller, not by the module")
     try:
         result = render(params["dest"], params["phase"], params["component"], params["objects"], module.check_mode, params["phases"])
     except (ObjectError, OSError) as e:

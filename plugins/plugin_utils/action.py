@@ -10,9 +10,13 @@ Ansible's plugin loader and is not meant to be imported by another one."""
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+
+from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import is_crd
+
+UPSTREAM_MANIFEST_LOOKUP = "researchops.mlops.upstream_manifest"
 
 
 def valid_args(argument_spec, passed_through=frozenset()):
@@ -56,3 +60,18 @@ class ValidatedAction(ActionBase):
         check_mode = bool(self._task.check_mode if self._task.check_mode is not None else self._play_context.check_mode)
         diff_mode = bool(self._task.diff if self._task.diff is not None else self._play_context.diff)
         return result, args, check_mode, diff_mode
+
+    def upstream_crds(self, entries, task_vars):
+        """The CustomResourceDefinitions of pinned upstream manifests (versions.yml entries
+        {path, url, sha256}, option crds_from), in file order, read here through the
+        upstream_manifest lookup (checksum-verified, parse cached) so that megabytes of
+        schemas never travel through task arguments (ansible-core finalises and copies
+        every task argument)."""
+        if not entries:
+            return []
+        lookup = self._shared_loader_obj.lookup_loader.get(UPSTREAM_MANIFEST_LOOKUP, loader=self._loader, templar=self._templar)
+        try:
+            return [obj for obj in lookup.run(entries, variables=task_vars) if is_crd(obj)]
+        except AnsibleError as e:
+            name = self._task.action.rsplit(".", 1)[-1]
+            raise AnsibleActionFail(f"{name}: crds_from: {e}") from e

@@ -176,3 +176,71 @@ def test_sink_role_render_through_the_action_plugin_check_mode_and_idempotence(t
         "configmap-demo-script.yaml", "deployment-demo-web.yaml", "kustomization.yaml", "namespace-demo.yaml"]
     assert "changed=0" in play("--check", "--diff")
     assert "changed=0" in play()
+
+
+def test_module_alone_refuses_crds_from(tmp_path):
+    """crds_from is read by the action plugin on the controller; the module run on its own
+    must say so rather than render without the CRDs."""
+    result = run_module({"dest": str(tmp_path), "phase": "platform", "component": "demo", "objects": OBJECTS,
+                         "crds_from": [{"path": "x/install.yaml", "url": "https://example.org/x", "sha256": "0" * 64}]})
+    assert result["failed"] is True
+    assert "crds_from is read by the action plugin" in result["msg"]
+    assert not (tmp_path / "platform").exists()
+
+
+UPSTREAM_MANIFEST = """---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.org}
+spec:
+  group: example.org
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: not-a-crd, namespace: demo}
+"""
+
+
+def test_sink_role_render_takes_the_crds_by_reference(tmp_path, repo_root, ansible_env):
+    """k8s_sink_crds_from reaches k8s_render as crds_from: the CRDs (and only they) of the
+    pinned manifest are rendered with k8s_sink_objects, byte-identical to giving them in
+    k8s_sink_objects; a wrong sha256 fails the task naming crds_from. The manifest is read
+    through the upstream_manifest lookup (mlops_upstream_dir), as k8s_apply reads it."""
+    import hashlib
+
+    ansible_playbook = _ansible_playbook(ansible_env)
+    if ansible_playbook is None:
+        pytest.skip("no runnable ansible-playbook (ansible-test units: the module test context has no ansible.cli)")
+    upstream = tmp_path / "upstream"
+    (upstream / "example/v1").mkdir(parents=True)
+    (upstream / "example/v1/install.yaml").write_text(UPSTREAM_MANIFEST)
+    entry = {"path": "example/v1/install.yaml", "url": "https://example.org/install.yaml",
+             "sha256": hashlib.sha256(UPSTREAM_MANIFEST.encode()).hexdigest()}
+    crd = yaml.safe_load_all(UPSTREAM_MANIFEST).__next__()
+
+    def play(out, sink_vars):
+        playbook = tmp_path / "play.yml"
+        playbook.write_text(yaml.safe_dump([{
+            "hosts": "localhost", "connection": "local", "gather_facts": False,
+            "tasks": [{"name": "Sink", "ansible.builtin.include_role": {"name": "researchops.mlops.k8s_sink"},
+                       "vars": dict({"k8s_sink_phase": "platform", "k8s_sink_component": "demo"}, **sink_vars)}],
+        }]))
+        cmd = [ansible_playbook, str(playbook), "-e", "mlops_k8s_sink=render", "-e", f"mlops_render_dir={out}",
+               "-e", f"mlops_upstream_dir={upstream}", "-e", f"mlops_download_cache={tmp_path / 'cache'}"]
+        return subprocess.run(cmd, cwd=repo_root, env=ansible_env, capture_output=True, text=True, timeout=300, check=False)
+
+    by_reference = play(tmp_path / "ref", {"k8s_sink_objects": OBJECTS, "k8s_sink_crds_from": [entry]})
+    assert by_reference.returncode == 0, by_reference.stdout[-3000:]
+    inline = play(tmp_path / "inline", {"k8s_sink_objects": [crd, *OBJECTS]})
+    assert inline.returncode == 0, inline.stdout[-3000:]
+    assert tree(tmp_path / "ref") == tree(tmp_path / "inline")
+    assert "platform/demo/customresourcedefinition-widgets.example.org.yaml" in tree(tmp_path / "ref")
+    assert not any("not-a-crd" in name for name in tree(tmp_path / "ref"))
+
+    wrong = play(tmp_path / "wrong", {"k8s_sink_objects": OBJECTS, "k8s_sink_crds_from": [dict(entry, sha256="0" * 64)]})
+    assert wrong.returncode != 0
+    assert "k8s_render: crds_from:" in wrong.stdout and "sha256" in wrong.stdout.lower()
+    assert not (tmp_path / "wrong").exists()

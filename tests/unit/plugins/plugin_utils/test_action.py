@@ -89,3 +89,33 @@ def test_the_collection_action_plugins_share_the_head():
     )
     assert k8s_render.ActionModule._VALID_ARGS == frozenset(k8s_render.ARGUMENT_SPEC)
     assert preflight.ActionModule._VALID_ARGS == frozenset(preflight.ARGUMENT_SPEC)
+
+
+def test_upstream_crds_reads_through_the_lookup_keeps_only_crds_in_order_and_names_the_action():
+    """ValidatedAction.upstream_crds (k8s_apply's and k8s_render's crds_from): the entries
+    go to the upstream_manifest lookup with the task's variables; only the
+    apiextensions.k8s.io CustomResourceDefinitions come back, in the lookup's order; a
+    lookup error fails the task naming the action and crds_from."""
+    from ansible.errors import AnsibleLookupError
+
+    crd_a = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "a.x.io"}}
+    crd_b = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "b.x.io"}}
+    other_group = {"apiVersion": "example.org/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "c"}}
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}}
+    action = probe({"name": "x"})
+    lookup = MagicMock()
+    lookup.run.return_value = [crd_b, config_map, other_group, crd_a]
+    action._shared_loader_obj = MagicMock()
+    action._shared_loader_obj.lookup_loader.get.return_value = lookup
+    entries = [{"path": "p", "url": "u", "sha256": "0" * 64}]
+    task_vars = {"mlops_upstream_dir": "/up"}
+
+    assert action.upstream_crds([], task_vars) == []
+    assert not action._shared_loader_obj.lookup_loader.get.called
+    assert action.upstream_crds(entries, task_vars) == [crd_b, crd_a]
+    assert action._shared_loader_obj.lookup_loader.get.call_args.args == ("researchops.mlops.upstream_manifest",)
+    lookup.run.assert_called_once_with(entries, variables=task_vars)
+
+    lookup.run.side_effect = AnsibleLookupError("upstream_manifest: sha256 mismatch")
+    with pytest.raises(AnsibleActionFail, match=r"^probe: crds_from: upstream_manifest: sha256 mismatch"):
+        action.upstream_crds(entries, task_vars)
