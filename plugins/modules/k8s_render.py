@@ -88,12 +88,12 @@ EXAMPLES = r"""
     component: argocd
     objects: "{{ __argocd_objects }}"
 
-- name: Render the Argo Workflows objects with the CRDs of the pinned upstream manifest
+- name: Render the CRDs of the pinned Argo Workflows manifest (read on the controller, not passed as task arguments)
   researchops.mlops.k8s_render:
     dest: "{{ mlops_render_dir }}"
     phase: platform
-    component: argo_workflows
-    objects: "{{ __argo_workflows_objects }}"
+    component: argo_workflows_crds
+    objects: []
     crds_from: ["{{ mlops_argo_workflows_manifest }}"]
 """
 
