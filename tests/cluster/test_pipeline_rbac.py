@@ -198,5 +198,10 @@ def test_cd_kubectl_steps_under_the_cd_account(kube, tmp_path):
             {"type": "Ready", "status": "True", "lastTransitionTime": now},
             {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]}}
         kubectl("-n", NS, "patch", "pod", pod["metadata"]["name"], "--subresource=status", "--type=merge", "-p", json.dumps(ready))
-    done = _wait_for(lambda: (lambda r: r if r.returncode == 0 else None)(kubectl(*_cd_args(objects, "rollout"), as_cd, check=False)))
+
+    def rolled_out():
+        answer = kubectl(*_cd_args(objects, "rollout"), as_cd, check=False)
+        return answer if answer.returncode == 0 else None
+
+    done = _wait_for(rolled_out)
     assert "successfully rolled out" in done.stdout

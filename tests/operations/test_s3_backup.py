@@ -53,7 +53,7 @@ for key in ("lab1/researchops-20200101T000000Z/backup.json", "lab1/researchops-2
          "lab1/researchops-20200101T000000Z/etcd-snapshot"] + [f"lab1/{first.name}/{f}" for f in files])
 
     run_playbook("playbooks/backup.yml", cluster["tmp"], inventory=cluster["inventory"], env=env, extra=extra)
-    (second,) = {p for p in (cluster["tmp"] / "backups").glob("researchops-*")} - {first}
+    (second,) = set((cluster["tmp"] / "backups").glob("researchops-*")) - {first}
     assert second.name > first.name
     # Three backups under lab1 with backup_keep=2: the oldest is gone, the rest untouched.
     assert s3.keys(BUCKET) == sorted(
@@ -70,8 +70,8 @@ for key in ("lab1/researchops-20200101T000000Z/backup.json", "lab1/researchops-2
     assert (target / "etcd-snapshot").read_bytes() == snapshot
     assert json.loads((target / "backup.json").read_text())["created"] == second.name
     restored = f"{cluster['tmp']}/srv1/k3s/server/db/snapshots/{second.name}"
-    assert calls(cluster)[saves:] == [["server", "--cluster-reset", f"--cluster-reset-restore-path={restored}",
-                                        f"--token={TOKEN}"]]
+    assert calls(cluster)[saves:] == [
+        ["server", "--cluster-reset", f"--cluster-reset-restore-path={restored}", f"--token={TOKEN}"]]
 
 
 def test_wrong_credentials_fail_the_backup_with_a_clear_message(s3, cluster):

@@ -30,4 +30,3 @@ def test_device_plugin_uses_a_class_k3s_creates(rendered):
     daemonsets = [obj for _path, obj in rendered if obj["kind"] == "DaemonSet" and obj["metadata"]["name"] == "nvidia-device-plugin-daemonset"]
     assert len(daemonsets) == 1
     assert daemonsets[0]["spec"]["template"]["spec"]["runtimeClassName"] in K3S_RUNTIME_CLASSES
-

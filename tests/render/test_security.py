@@ -239,8 +239,8 @@ PIPELINES = "mlops-pipelines"
 # Pods of the pipelines namespace besides the steps, with the labels upstream gives them:
 # argo-events v1.9.11 pkg/apis/events/v1alpha1/const.go (LabelEventSourceName,
 # LabelSensorName) and pkg/reconciler/eventbus/installer/installer.go getLabels.
-EVENTSOURCE = {"namespace": PIPELINES, "labels": {"controller": "eventsource-controller", "eventsource-name": "mnist-github",
-                                                 "owner-name": "mnist-github"}}
+EVENTSOURCE = {"namespace": PIPELINES, "labels": {
+    "controller": "eventsource-controller", "eventsource-name": "mnist-github", "owner-name": "mnist-github"}}
 SENSOR = {"namespace": PIPELINES, "labels": {"controller": "sensor-controller", "sensor-name": "mnist-ci", "owner-name": "mnist-ci"}}
 EVENTBUS = {"namespace": PIPELINES, "labels": {"controller": "eventbus-controller", "eventbus-name": "default",
                                                "stateful-set-name": "eventbus-default-js"}}
@@ -705,7 +705,7 @@ def test_postgresql_serves_tls_from_the_lab_ca_and_refuses_plain_tcp(rendered):
     container = next(c for c in spec["containers"] if c["name"] == "postgresql")
     settings = server_args(container)
     assert settings.get("ssl") == "on"
-    cert_volume, cert_key, _ = mounted_file(spec, container, settings["ssl_cert_file"])
+    cert_volume, cert_key, _unused = mounted_file(spec, container, settings["ssl_cert_file"])
     key_volume, key_key, key_mode = mounted_file(spec, container, settings["ssl_key_file"])
     assert (cert_key, key_key) == ("tls.crt", "tls.key")
     assert cert_volume["secret"]["secretName"] == key_volume["secret"]["secretName"]
@@ -722,7 +722,7 @@ def test_postgresql_serves_tls_from_the_lab_ca_and_refuses_plain_tcp(rendered):
         else harbor["spec"]["source"]["helm"]["valuesObject"]
     assert values["database"]["external"]["host"] in certificate["spec"]["dnsNames"]
     # pg_hba.conf: network logins over TLS only.
-    hba_volume, hba_key, _ = mounted_file(spec, container, settings["hba_file"])
+    hba_volume, hba_key, _unused = mounted_file(spec, container, settings["hba_file"])
     hba = one(rendered, "ConfigMap", hba_volume["configMap"]["name"], "postgresql")["data"][hba_key]
     lines = [line.split() for line in hba.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     plain = [line for line in lines if line[0] in ("host", "hostnossl")
@@ -745,7 +745,7 @@ def test_postgresql_clients_use_tls(rendered):
     container = spec["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["PGSSLMODE"] == "verify-full"
-    volume, key, _ = mounted_file(spec, container, env["PGSSLROOTCERT"])
+    volume, key, _unused = mounted_file(spec, container, env["PGSSLROOTCERT"])
     assert key == "ca.crt" and volume["secret"]["secretName"] == "postgresql-tls"
 
 

@@ -47,7 +47,7 @@ def main(env):
     os.makedirs(outputs, exist_ok=True)
     with open(os.path.join(outputs, "patch"), "w", encoding="utf-8") as out:
         out.write(json.dumps(patch, sort_keys=True, separators=(",", ":")).replace("$", "$$"))
-    print(f"Application {env['APPLICATION']}: model version {version}, image {image}, manifests at {code_sha}")
+    sys.stdout.write(f"Application {env['APPLICATION']}: model version {version}, image {image}, manifests at {code_sha}\n")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ def post(url, body, max_time):
     """(status, text) of one POST; raises OSError for transport errors."""
     request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=max_time) as answer:
+        # build_opener(): the default handlers, as the module-level shortcut uses.
+        with urllib.request.build_opener().open(request, timeout=max_time) as answer:
             return answer.status, answer.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode("utf-8", "replace")
@@ -51,7 +52,7 @@ def main(env):
         answer = None
     if not isinstance(answer, dict) or key not in answer:
         fail(f"smoke request POST {url} answered without '{key}': {text[:500]}")
-    print(f"smoke request POST {url} ok for model version {env['MODEL_VERSION']}: {text[:500]}")
+    sys.stdout.write(f"smoke request POST {url} ok for model version {env['MODEL_VERSION']}: {text[:500]}\n")
 
 
 if __name__ == "__main__":

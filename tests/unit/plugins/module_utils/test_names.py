@@ -36,4 +36,3 @@ def test_dns1123_subdomain(value, ok):
 def test_the_two_host_patterns_differ_only_by_wildcard_and_port(value, ingress, server):
     assert bool(names.INGRESS_HOST.match(value)) is ingress
     assert bool(names.SERVER_HOST.match(value)) is server
-

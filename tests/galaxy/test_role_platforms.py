@@ -7,6 +7,9 @@ rule checks and Galaxy's role import uses). It has no openEuler and no Raspberry
 Raspberry Pi OS reports distribution Debian (bookworm) and is the Debian entry; openEuler
 can only be `GenericLinux` (versions [all]). The node roles support openEuler
 (vars/openEuler.yml or the RedHat family vars), so their meta must say GenericLinux.
+
+It lives outside tests/unit: it reads ansible-lint's schema, and `ansible-test units`
+(galaxy layer) runs tests/unit in a venv without ansible-lint.
 """
 from __future__ import annotations
 
