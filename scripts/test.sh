@@ -149,16 +149,12 @@ galaxy_units() {
 }
 
 galaxy_docs() {
-  # It copies the collection and its dependencies (found with ansible-galaxy collection
-  # list) git-aware: dependencies must lie outside any git checkout to be copied whole.
-  local docdeps rc=0 c
-  docdeps=$(mktemp -d)
-  for c in kubernetes/core ansible/posix ansible/utils; do
-    mkdir -p "$docdeps/ansible_collections/${c%/*}" && cp -r "$deps/$c" "$docdeps/ansible_collections/$c" || rc=1
-  done
-  ANSIBLE_COLLECTIONS_PATH=$docdeps antsibull-docs lint-collection-docs --plugin-docs "$tree" || rc=1
-  rm -rf "$docdeps"
-  return $rc
+  # antsibull-docs copies the collection and its dependencies (found with ansible-galaxy
+  # collection list) git-aware: a dependency inside a git checkout is copied as the files git
+  # tracks. The `ansible` package's collections sit in .venv, git-ignored inside this
+  # checkout, so they would be copied empty and their doc fragments "unknown" (CI at
+  # a474e86). Git must not look above them: they are then copied whole.
+  GIT_CEILING_DIRECTORIES=$deps antsibull-docs lint-collection-docs --plugin-docs "$tree"
 }
 
 galaxy_changelog() {
