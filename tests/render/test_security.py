@@ -556,7 +556,11 @@ def test_credential_holding_steps_use_official_images(rendered, platform_default
     ServiceAccount that can patch the Argo CD Application) run images of their project's
     official publisher or of the platform's registry. Checked on the render and on the
     example pipeline with git credentials over HTTPS and SSH (the render's example repo is
-    public)."""
+    public). The checkout, which holds the git credentials, runs the Kubernetes project's
+    git-sync image: kubernetes/git-sync Dockerfile.in at v4.7.1 stages git, openssh-client,
+    coreutils, grep and bash as /bin/sh (what the checkout script calls; the checkout sets
+    its own command over ENTRYPOINT /git-sync), and RELEASING.md promotes it to
+    registry.k8s.io/git-sync/git-sync."""
     from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeline_objects
     registry = platform_defaults["mlops_registry_host"].replace("{{ mlops_domain }}", platform_defaults["mlops_domain"])
     objects = [obj for _source, obj in rendered]
