@@ -366,14 +366,15 @@ def load_tree(path):
     return items
 
 
-def validator_from_versions(versions, upstream_dir):
+def validator_from_versions(versions, upstream_dir, extra_crd_files=()):
     """A Validator built from the pins of versions.yml (a mapping) and the folder holding
     the pinned upstream files: the Kubernetes version of k3s, the Argo Workflows and Argo
-    Events schemas, the CRDs of Argo CD and cert-manager."""
+    Events schemas, the CRDs of Argo CD and cert-manager, plus extra_crd_files (the
+    k8s_sink role's files/crds, as its validate entry point adds them)."""
     crd_entries = [versions["mlops_argocd_manifest"], *versions["mlops_cert_manager_crds"]]
     return Validator(
         k8s_version=versions.get("mlops_k3s_version", DEFAULT_K8S_VERSION),
         workflows_schema=os.path.join(upstream_dir, versions["mlops_argo_workflows_schema"]["path"]),
         events_schema=os.path.join(upstream_dir, versions["mlops_argo_events_schema"]["path"]),
-        crd_files=[os.path.join(upstream_dir, entry["path"]) for entry in crd_entries],
+        crd_files=[os.path.join(upstream_dir, entry["path"]) for entry in crd_entries] + list(extra_crd_files),
     )

@@ -66,7 +66,8 @@ def validator_factory(upstream, versions):
     """New strict validators built like playbooks/validate.yml builds them."""
 
     def make():
-        return manifest_validation.validator_from_versions(versions, str(upstream))
+        extra = sorted(str(path) for path in (REPO_ROOT / "roles" / "k8s_sink" / "files" / "crds").glob("*.yml"))
+        return manifest_validation.validator_from_versions(versions, str(upstream), extra)
 
     return make
 
