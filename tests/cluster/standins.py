@@ -9,6 +9,9 @@ import base64
 import json
 import threading
 import time
+from pathlib import Path
+
+import yaml
 
 # site.yml -e ...: apply to the control plane, no roll-out waits (no Pod ever runs).
 WAITS_OFF = [
@@ -39,7 +42,18 @@ def node(name, labels=None):
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": dict(labels or {}, **{"kubernetes.io/hostname": name})}}
 
 
+def traefik_crds():
+    """The Traefik CRDs the platform creates objects of (k3s's traefik-crd chart installs
+    them): the subset the render validates against, roles/k8s_sink/files/crds."""
+    folder = Path(__file__).resolve().parents[2] / "roles" / "k8s_sink" / "files" / "crds"
+    return [doc for path in sorted(folder.glob("*.yml")) for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
 def k3s_stand_ins(kubectl, nodes=("gpu-h100-01", "cpu-01")):
+    crds = traefik_crds()
+    kubectl("apply", "--server-side", "--field-manager=k3s", "-f", "-", input="\n---\n".join(json.dumps(obj) for obj in crds))
+    for crd in crds:
+        kubectl("wait", f"crd/{crd['metadata']['name']}", "--for=condition=Established", "--timeout=60s")
     objects = TRAEFIK + [node(name) for name in nodes]
     kubectl("apply", "--server-side", "--field-manager=k3s", "-f", "-", input="\n---\n".join(json.dumps(obj) for obj in objects))
     kubectl("wait", "-n", "kube-system", "deploy/traefik", "--for=condition=Available", "--timeout=60s")

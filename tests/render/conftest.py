@@ -66,8 +66,7 @@ def validator_factory(upstream, versions):
     """New strict validators built like playbooks/validate.yml builds them."""
 
     def make():
-        extra = sorted(str(path) for path in (REPO_ROOT / "roles" / "k8s_sink" / "files" / "crds").glob("*.yml"))
-        return manifest_validation.validator_from_versions(versions, str(upstream), extra)
+        return manifest_validation.validator_from_versions(versions, str(upstream))
 
     return make
 
