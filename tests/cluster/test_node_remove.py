@@ -201,6 +201,17 @@ def test_pods_still_terminating_after_the_wait_keep_the_node(cluster):
     assert still.metadata.deletion_timestamp is not None  # it was evicted
 
 
+def test_check_mode_changes_nothing(cluster):
+    """k8s_drain declares no check mode (Ansible skips it); the Node deletion is only reported."""
+    before = uids(cluster.pods(OTHER))
+    proc = cluster.run(OTHER, "--check")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    node = cluster.node(OTHER)
+    assert node is not None and not node.spec.unschedulable
+    assert uids(cluster.pods(OTHER)) == before
+    assert all(pod.metadata.deletion_timestamp is None for pod in cluster.pods(OTHER))
+
+
 def test_drain_evicts_what_it_must_then_deletes_the_node(cluster):
     before, other_before = uids(cluster.pods(GONE)), uids(cluster.pods(OTHER))
     apps = {name.split("-")[0] for name in before}
