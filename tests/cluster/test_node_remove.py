@@ -109,7 +109,8 @@ class Cluster:
     def set_up(self):
         self.plane.kubectl("apply", "--server-side", "--field-manager=node-remove-test", "-f", "-",
                            input="\n---\n".join(json.dumps(obj) for obj in objects()))
-        pods = wait_for("the ReplicaSets' pods", lambda: (lambda items: items if len(items) == len(REPLICASETS) else None)(self.pods()))
+        wait_for("the ReplicaSets' pods", lambda: len(self.pods()) == len(REPLICASETS))
+        pods = self.pods()
         for pod in pods:  # the scheduler's part
             binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod.metadata.name},
                        "target": {"apiVersion": "v1", "kind": "Node", "name": REPLICASETS[pod.metadata.owner_references[0].name][0]}}
