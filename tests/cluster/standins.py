@@ -94,3 +94,55 @@ class CertManagerStandIn(threading.Thread):
     def stop(self):
         self.stopping.set()
         self.join(timeout=10)
+
+
+class KubeletStandIn(threading.Thread):
+    """What the kubelets of `nodes` would do with their pods, for a control plane without
+    any: a pod bound to one of them is reported Running and Ready (status subresource), and
+    a pod with a deletionTimestamp is deleted with grace period 0 (the kubelet's last step
+    once the containers stopped). Nodes added to `down` answer no more: their pods stay
+    Terminating. `finished` holds (pod, node, the node's spec.unschedulable then) for each
+    pod it deleted; `error` the exception that stopped it, if one did."""
+
+    def __init__(self, kubeconfig, nodes, namespace):
+        super().__init__(daemon=True)
+        from kubernetes import client, config
+
+        self.api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+        self.nodes, self.namespace, self.down = set(nodes), namespace, set()
+        self.finished = []
+        self.error = None
+        self.stopping = threading.Event()
+
+    def step(self):
+        from kubernetes.client.exceptions import ApiException
+
+        for pod in self.api.list_namespaced_pod(self.namespace).items:
+            meta = pod.metadata
+            if pod.spec.node_name not in self.nodes - self.down:
+                continue
+            try:
+                if meta.deletion_timestamp is not None:
+                    cordoned = bool(self.api.read_node(pod.spec.node_name).spec.unschedulable)
+                    self.api.delete_namespaced_pod(meta.name, self.namespace, grace_period_seconds=0)
+                    self.finished.append((meta.name, pod.spec.node_name, cordoned))
+                elif pod.status.phase != "Running":
+                    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                    ready = [{"type": kind, "status": "True", "lastTransitionTime": now} for kind in ("Initialized", "ContainersReady", "Ready")]
+                    self.api.patch_namespaced_pod_status(meta.name, self.namespace, {"status": {"phase": "Running", "conditions": ready, "startTime": now}})
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+
+    def run(self):
+        while not self.stopping.is_set():
+            try:
+                self.step()
+            except Exception as e:  # reported by the test through self.error
+                self.error = e
+                return
+            self.stopping.wait(0.3)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(timeout=10)
