@@ -27,7 +27,7 @@ for _folder in (REPO_ROOT / "tests" / "render", REPO_ROOT / "tests" / "unit" / "
 
 # test_site_apply.py's first run expects an API server none of the platform was applied
 # to; these modules apply rendered objects with kubectl, so they run after it.
-AFTER_SITE = ("test_security_apiserver.py", "test_pipeline_rbac.py")
+AFTER_SITE = ("test_security_apiserver.py", "test_pipeline_rbac.py", "test_platform_rbac.py")
 
 
 def pytest_collection_modifyitems(items):
@@ -132,3 +132,35 @@ def rendered(render_started):
     items = manifest_validation.load_tree(str(tree))
     assert items, f"the render under {tree} holds no object"
     return items
+
+
+SCRATCH = "psa-restricted-probe"
+PSA = "pod-security.kubernetes.io/"
+RBAC_KINDS = ("ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+
+
+def namespace_doc(name, labels):
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+@pytest.fixture(scope="session")
+def namespaces(kubectl, rendered):
+    """The rendered Namespaces (with their labels), a scratch one enforcing restricted,
+    and a default ServiceAccount in each (made here: the layer's controller manager may
+    not have made them yet)."""
+    docs = [obj for _source, obj in rendered if obj["kind"] == "Namespace"]
+    docs.append(namespace_doc(SCRATCH, {PSA + "enforce": "restricted", PSA + "enforce-version": "v1.34"}))
+    names = [d["metadata"]["name"] for d in docs] + ["kube-system"]
+    accounts = [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": n}}
+                for n in names if n != "kube-system"]
+    kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs + accounts))
+    return names
+
+
+@pytest.fixture(scope="session")
+def rendered_rbac(kubectl, namespaces, rendered):
+    """The rendered ServiceAccounts, Roles, ClusterRoles and bindings, applied (with
+    --force-conflicts: what is checked is the render, whoever applied these before)."""
+    objects = [obj for _source, obj in rendered if obj["kind"] in RBAC_KINDS]
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(objects))
+    return objects

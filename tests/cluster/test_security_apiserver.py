@@ -20,29 +20,9 @@ import pytest
 import security_checks as sec
 import yaml
 
+from .conftest import SCRATCH
+
 pytestmark = pytest.mark.slow
-
-SCRATCH = "psa-restricted-probe"
-PSA = "pod-security.kubernetes.io/"
-
-
-def namespace_doc(name, labels):
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
-
-
-@pytest.fixture(scope="module")
-def namespaces(kubectl, rendered):
-    """The rendered Namespaces (with their labels), a scratch one enforcing restricted,
-    and a default ServiceAccount in each (made here: the layer's controller manager may
-    not have made them yet)."""
-    docs = [obj for _source, obj in rendered if obj["kind"] == "Namespace"]
-    docs.append(namespace_doc(SCRATCH, {PSA + "enforce": "restricted", PSA + "enforce-version": "v1.34"}))
-    names = [d["metadata"]["name"] for d in docs] + ["kube-system"]
-    accounts = [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": n}}
-                for n in names if n != "kube-system"]
-    kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs + accounts))
-    return names
-
 
 def dry_run_pod(kubectl, namespace, obj, spec):
     spec = dict(spec, automountServiceAccountToken=False)
@@ -84,9 +64,6 @@ def test_the_probe_can_be_refused(kubectl, namespaces):
     assert not admitted and "PodSecurity" in message
 
 
-RBAC_KINDS = ("ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
-
-
 @pytest.fixture(scope="module")
 def authorization(control_plane):
     from kubernetes import client, config
@@ -100,9 +77,8 @@ def review(authorization, user, groups, namespace, verb, resource):
     return bool(authorization.create_subject_access_review(sar).status.allowed)
 
 
-def test_rbac_secret_reach_matches_the_exceptions(kubectl, authorization, namespaces, rendered, repo_root):
-    objects = [obj for _source, obj in rendered if obj["kind"] in RBAC_KINDS]
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(objects))
+def test_rbac_secret_reach_matches_the_exceptions(authorization, namespaces, rendered_rbac, rendered, repo_root):
+    objects = rendered_rbac
     allowed_bindings = sec.exceptions(repo_root).get("secret-access", {})
     expected = {(s.get("namespace"), s["name"]) for b, s, _scope, _powers in sec.secret_access([o for _source, o in rendered])
                 if sec.ref(b) in allowed_bindings}
