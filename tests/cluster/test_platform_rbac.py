@@ -279,3 +279,29 @@ def test_argo_events_controller_namespaced_rbac_covers_what_it_calls(ask, render
     answers = ask(list(expected))
     mismatches = wrong(answers, expected)
     assert not mismatches, "\n".join(mismatches)
+
+
+# argo-workflows v4.1.2, what the executor (argoexec init/wait, image of every workflow
+# pod) calls with the pod's account, in the pod's namespace: cmd/argoexec/executor/init.go
+# builds a WorkflowTaskResults client, workflow/executor/taskresult.go createTaskResult
+# (Create) and patchTaskResult / patchTaskResultLabels (Patch). Its only Pods call,
+# executor.go AddAnnotation (Patch), has no caller in v4.1.2; GetConfigMapKey serves HDFS
+# artifacts only (none here). docs/workflow-rbac.md: the minimum for >= v3.4 is
+# workflowtaskresults create + patch.
+ARGO_EXECUTOR = [("create", "workflowtaskresults.argoproj.io"), ("patch", "workflowtaskresults.argoproj.io")]
+ARGO_EXECUTOR_DENIED = [("get", "pods"), ("patch", "pods"), ("list", "pods"), ("create", "pods"), ("get", "secrets"),
+                        ("list", "secrets"), ("get", "configmaps"), ("create", "workflows.argoproj.io"),
+                        ("get", "workflowtaskresults.argoproj.io"), ("delete", "workflowtaskresults.argoproj.io")]
+
+
+def test_workflow_executor_account_may_do_what_argoexec_calls(ask, rendered_rbac, namespaces):
+    binding = next(o for o in rendered_rbac if o["kind"] == "RoleBinding" and o["metadata"]["name"] == "argo-workflow-executor")
+    subject = binding["subjects"][0]
+    account, home = (subject["namespace"], subject["name"]), subject["namespace"]
+    expected = {(account, (verb, resource, home, "")): True for verb, resource in ARGO_EXECUTOR}
+    expected.update({(account, (verb, resource, home, "")): False for verb, resource in ARGO_EXECUTOR_DENIED})
+    expected.update({(account, (verb, resource, ns, "")): False for ns in namespaces if ns != home
+                     for verb, resource in ARGO_EXECUTOR})
+    answers = ask(list(expected))
+    mismatches = wrong(answers, expected)
+    assert not mismatches, "\n".join(mismatches)
