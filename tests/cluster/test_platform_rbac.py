@@ -305,3 +305,47 @@ def test_workflow_executor_account_may_do_what_argoexec_calls(ask, rendered_rbac
     answers = ask(list(expected))
     mismatches = wrong(answers, expected)
     assert not mismatches, "\n".join(mismatches)
+
+
+# argo-workflows v4.1.2 argo-server with auth mode client: each call runs with the caller's
+# token (auth.GetWfClient / auth.GetKubeClient), so the token accounts need what
+# server/workflow/workflow_server.go calls for the UI's pages and buttons.
+ARGO_UI_READ = [
+    ("list", "workflows.argoproj.io"),  # ListWorkflows: "verify if we have permission to list Workflows"
+    ("get", "workflows.argoproj.io"),  # GetWorkflow -> getWorkflow: Workflows().Get
+    ("watch", "workflows.argoproj.io"),  # WatchWorkflows: wfIf.Watch
+    ("watch", "events"),  # WatchEvents: CoreV1().Events().Watch
+    # PodLogs/WorkflowLogs -> util/logs/workflow-logger.go WorkflowLogs: Pods List, Watch, GetLogs
+    ("list", "pods"), ("watch", "pods"), ("get", "pods/log"),
+]
+ARGO_UI_SUBMIT = ARGO_UI_READ + [
+    ("create", "workflows.argoproj.io"),  # CreateWorkflow, SubmitWorkflow, ResubmitWorkflow (util.SubmitWorkflow)
+    ("get", "workflowtemplates.argoproj.io"), ("get", "cronworkflows.argoproj.io"),  # SubmitWorkflow: the template
+    ("update", "workflows.argoproj.io"),  # SuspendWorkflow, ResumeWorkflow (workflow/util/util.go: wfIf.Update)
+    ("patch", "workflows.argoproj.io"),  # DeleteWorkflow (finalizers), Stop/Terminate (util.patchShutdownStrategy)
+    ("delete", "workflows.argoproj.io"),  # DeleteWorkflow
+]
+# Not granted on purpose (roles/argo_workflows: submit, resubmit, stop and delete only):
+# RetryWorkflow deletes the failed pods with the caller's token (delete pods).
+ARGO_UI_DENIED = [("get", "secrets"), ("list", "secrets"), ("get", "configmaps"), ("create", "pods"),
+                  ("create", "pods/exec"), ("delete", "pods"), ("escalate", "roles.rbac.authorization.k8s.io"),
+                  ("create", "rolebindings.rbac.authorization.k8s.io"), ("create", "serviceaccounts/token"),
+                  ("*", "*"), ("delete", "workflowtemplates.argoproj.io"), ("create", "workflowtemplates.argoproj.io")]
+
+
+@pytest.mark.parametrize("account, calls, extra_denied", [
+    ("argo-ui-viewer", ARGO_UI_READ, [(verb, "workflows.argoproj.io") for verb in ("create", "update", "patch", "delete")]),
+    ("argo-ui-submitter", ARGO_UI_SUBMIT, []),
+])
+def test_argo_ui_accounts_may_do_what_argo_server_calls_for_them(ask, rendered_rbac, namespaces, account, calls,
+                                                                 extra_denied):
+    subject = next(o for o in rendered_rbac if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == account)
+    who, home = (subject["metadata"]["namespace"], account), subject["metadata"]["namespace"]
+    expected = {(who, (verb, resource, home, "")): True for verb, resource in calls}
+    expected.update({(who, (verb, resource, home, "")): False for verb, resource in ARGO_UI_DENIED + extra_denied})
+    expected.update({(who, (verb, resource, ns, "")): False for ns in namespaces if ns != home
+                     for verb, resource in calls})
+    expected.update({(who, probe): False for probe in (("get", "nodes", "", ""), ("list", "workflows.argoproj.io", "", ""))})
+    answers = ask(list(expected))
+    mismatches = wrong(answers, expected)
+    assert not mismatches, "\n".join(mismatches)
