@@ -124,7 +124,7 @@ def denied(account, calls, namespaces, others):
         out += [("list", CORE_SECRETS, ns, ""), ("watch", CORE_SECRETS, ns, ""), ("get", CORE_SECRETS, ns, ""),
                 ("delete", CORE_SECRETS, ns, ""), ("get", CORE_SECRETS, ns, "not-one-of-ours")]
         if ns not in touched:
-            out.append(("create", CORE_SECRETS, ns, ""))
+            out += [("create", resource, ns, "") for resource in {CORE_SECRETS} | {r for _v, r, _ns, _n in calls}]
     for resource, ns, name in others - mine:
         out += [("get", resource, ns, name), ("patch", resource, ns, name), ("update", resource, ns, name)]
     for resource, ns, name in mine:
