@@ -58,7 +58,9 @@ def playbook(tree, args, env):
                           env=dict(env, ANSIBLE_CONFIG=str(Path(tree) / "ansible.cfg")), capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - started
     if proc.returncode != 0:
-        sys.exit(f"site_bench: site.yml {' '.join(args)} in {tree} failed:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
+        failed = proc.stdout.split("PLAY RECAP", 1)[0]
+        failed = failed[max(failed.rfind("\nfatal:"), failed.rfind("\nfailed:"), 0):][:4000]
+        sys.exit(f"site_bench: site.yml {' '.join(args)} in {tree} failed:\n{failed}\n{proc.stderr[-2000:]}")
     recap = re.search(r"changed=(\d+)", proc.stdout.split("PLAY RECAP", 1)[-1])
     return elapsed, proc.stdout, int(recap[1]) if recap else -1
 

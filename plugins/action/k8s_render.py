@@ -17,7 +17,6 @@ from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects impo
 from ansible_collections.researchops.mlops.plugins.module_utils.k8s_render import ARGUMENT_SPEC, render
 from ansible_collections.researchops.mlops.plugins.plugin_utils.action import ValidatedAction
 
-
 # Everything but the object list, which render checks object by object (check_object).
 OPTIONS_SPEC = {key: value for key, value in ARGUMENT_SPEC.items() if key != "objects"}
 

@@ -10,8 +10,8 @@ import pytest
 from ansible.errors import AnsibleLookupError
 
 from ansible_collections.researchops.mlops.plugins.lookup import upstream_manifest
-from ansible_collections.researchops.mlops.plugins.module_utils import k8s_objects
 from ansible_collections.researchops.mlops.plugins.lookup.upstream_manifest import LookupModule
+from ansible_collections.researchops.mlops.plugins.module_utils import k8s_objects
 
 
 @pytest.fixture(autouse=True, scope="module")
