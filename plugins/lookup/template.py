@@ -56,13 +56,25 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Objects of a role template
+# Paths are found as ansible.builtin.template finds them: a role's templates/ folder
+# inside a role, else next to the playbook (here, the collection's roles/ folder).
+- name: Argo CD repository Secrets from the argocd role's template
   ansible.builtin.set_fact:
-    __objects: "{{ lookup('researchops.mlops.template', 'objects.yml.j2') | from_yaml_all | list }}"
+    __repository_secrets: >-
+      {{ lookup('researchops.mlops.template', 'roles/argocd/templates/repositories.yml.j2',
+                template_vars={'__argocd_private': false, '__argocd_ns': 'argocd', '__argocd_labels': {},
+                               'argocd_repositories': [{'name': 'charts', 'url': 'https://charts.example.org', 'type': 'helm'}]})
+         | from_yaml_all | list }}
 
-- name: With extra variables
-  ansible.builtin.set_fact:
-    __secrets: "{{ lookup('researchops.mlops.template', 'repositories.yml.j2', template_vars={'__private': true}) | from_yaml_all | list }}"
+- name: The same text as ansible.builtin.template gives
+  ansible.builtin.assert:
+    that:
+      - __repository_secrets | length == 1
+      - >-
+        lookup('researchops.mlops.template', 'roles/argocd/templates/repositories.yml.j2',
+               template_vars={'__argocd_private': false, '__argocd_ns': 'argocd', '__argocd_labels': {}, 'argocd_repositories': []})
+        == lookup('ansible.builtin.template', 'roles/argocd/templates/repositories.yml.j2',
+                  template_vars={'__argocd_private': false, '__argocd_ns': 'argocd', '__argocd_labels': {}, 'argocd_repositories': []})
 """
 
 RETURN = r"""
