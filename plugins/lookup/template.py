@@ -18,7 +18,7 @@ description:
     every role's object list); in the platform roles that was 0.05-0.3 s per call, over
     20 calls per C(site.yml) run. The copy protects the variables against a template that
     changes them in place; the roles' templates only change lists and mappings they create
-    themselves (C({% set l = [] %}) and C(l.append(...))), and templating reads variables
+    themselves (a list made with C({% set l = [] %}), then appended to), and templating reads variables
     through ansible-core's lazy containers, which copy what they hand out.
   - Use it for the collection's own templates; for other templates
     P(ansible.builtin.template#lookup) stays the safe choice.
