@@ -1,13 +1,13 @@
 # Copyright: (c) 2026, ResearchOps developers
 # Apache License 2.0 (see LICENSE)
 """Objects every platform component builds the same way: an Argo CD Application of a
-pinned Helm chart, a TLS Ingress for k3s's Traefik, and upstream bindings moved to the
-namespace the platform installs a component in."""
+pinned Helm chart, a TLS Ingress for k3s's Traefik, TLS from Traefik to the backend, and
+upstream bindings moved to the namespace the platform installs a component in."""
 
 from __future__ import annotations
 
-# Documentation of the filters: argocd_helm_app.yml, tls_ingress.yml and rebind_subjects.yml
-# beside this file.
+# Documentation of the filters: argocd_helm_app.yml, tls_ingress.yml, backend_tls.yml and
+# rebind_subjects.yml beside this file.
 import re
 from collections.abc import Mapping, Sequence
 
@@ -24,6 +24,14 @@ INGRESS_CLASS = "traefik"
 ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
 ENTRYPOINTS_ANNOTATION = "traefik.ingress.kubernetes.io/router.entrypoints"
 ROUTER_TLS_ANNOTATION = "traefik.ingress.kubernetes.io/router.tls"
+# Service annotations of Traefik's Kubernetes Ingress provider (traefik/traefik
+# pkg/provider/kubernetes/ingress/annotations.go, ServiceIng: serversScheme,
+# serversTransport); a ServersTransport of the kubernetesCRD provider is named
+# <namespace>-<name>@kubernetescrd (pkg/provider/kubernetes/crd/kubernetes.go, makeID).
+SERVERS_SCHEME_ANNOTATION = "traefik.ingress.kubernetes.io/service.serversscheme"
+SERVERS_TRANSPORT_ANNOTATION = "traefik.ingress.kubernetes.io/service.serverstransport"
+TRAEFIK_API_VERSION = "traefik.io/v1alpha1"
+CLUSTER_DOMAIN = "cluster.local"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "researchops.mlops"}
 PATH_TYPES = ("Prefix", "Exact", "ImplementationSpecific")
 
@@ -168,8 +176,9 @@ def argocd_helm_app(name, repo_url=None, chart=None, version=None, namespace=Non
 
 
 def tls_ingress(name, namespace=None, host=None, service=None, port=None, issuer=None, annotations=None,
-                path="/", path_type="Prefix", labels=None):
-    """Return a Traefik Ingress for `host` with a cert-manager certificate `<name>-tls`."""
+                path="/", path_type="Prefix", labels=None, secret=None):
+    """Return a Traefik Ingress for `host` with a cert-manager certificate in Secret
+    `secret` (default `<name>-tls`)."""
     filt = "tls_ingress"
     for field, value in (("namespace", namespace), ("host", host), ("service", service), ("port", port),
                          ("issuer", issuer)):
@@ -193,6 +202,7 @@ def tls_ingress(name, namespace=None, host=None, service=None, port=None, issuer
     else:
         _fail(filt, f"port must be a port number or a port name (IANA_SVC_NAME), got {port!r}")
     _name(filt, "issuer", issuer, DNS1123_SUBDOMAIN, 253)
+    secret = f"{name}-tls" if secret is None else _name(filt, "secret", secret, DNS1123_SUBDOMAIN, 253)
     if not isinstance(path, str) or not path.startswith("/") or any(c.isspace() for c in path):
         _fail(filt, f"path must be an absolute URL path starting with '/', got {path!r}")
     if path_type not in PATH_TYPES:
@@ -225,7 +235,7 @@ def tls_ingress(name, namespace=None, host=None, service=None, port=None, issuer
         },
         "spec": {
             "ingressClassName": INGRESS_CLASS,
-            "tls": [{"hosts": [host], "secretName": f"{name}-tls"}],
+            "tls": [{"hosts": [host], "secretName": secret}],
             "rules": [{
                 "host": host,
                 "http": {
@@ -238,6 +248,72 @@ def tls_ingress(name, namespace=None, host=None, service=None, port=None, issuer
             }],
         },
     }
+
+
+def backend_tls(objects, service=None, namespace=None, issuer=None, secret=None, labels=None, traefik=True):
+    """Return `objects` plus a cert-manager Certificate for Service `service` (its in-cluster
+    names, Secret `secret`) and, with `traefik`, a Traefik ServersTransport trusting the
+    issuing CA, referenced from the Service's annotations with the https scheme."""
+    filt = "backend_tls"
+    objects = _list(filt, "_input", objects)
+    for field, value in (("service", service), ("namespace", namespace), ("issuer", issuer), ("secret", secret)):
+        if value is None:
+            _fail(filt, f"{field} is required")
+    _name(filt, "service", service)
+    _name(filt, "namespace", namespace)
+    _name(filt, "issuer", issuer, DNS1123_SUBDOMAIN, 253)
+    _name(filt, "secret", secret, DNS1123_SUBDOMAIN, 253)
+    if not isinstance(traefik, bool):
+        _fail(filt, f"traefik must be a boolean, got {traefik!r}")
+    all_labels = dict(MANAGED_BY)
+    all_labels.update(_labels(filt, "labels", {} if labels is None else labels))
+    server_name = f"{service}.{namespace}.svc"
+    certificate = {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": {"name": f"{service}-backend", "namespace": namespace, "labels": all_labels},
+        "spec": {
+            "secretName": secret,
+            "commonName": server_name,
+            "dnsNames": [service, f"{service}.{namespace}", server_name, f"{server_name}.{CLUSTER_DOMAIN}"],
+            # A server may read its certificate at start only (argo-server does): a year,
+            # renewed a month early, served after the next restart at the latest.
+            "duration": "8760h",
+            "renewBefore": "720h",
+            "usages": ["server auth", "digital signature"],
+            "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+            "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": issuer},
+        },
+    }
+    found, out = False, []
+    for index, obj in enumerate(objects):
+        if not isinstance(obj, Mapping):
+            _fail(filt, f"_input[{index}] must be a Kubernetes object (mapping), got {obj!r}")
+        if obj.get("kind") == "Service" and (obj.get("metadata") or {}).get("name") == service:
+            if (obj["metadata"].get("namespace") or namespace) != namespace:
+                _fail(filt, f"Service {service} is in namespace {obj['metadata'].get('namespace')!r}, not {namespace!r}")
+            found = True
+            if traefik:
+                obj = _plain(filt, f"_input[{index}]", obj)
+                obj["metadata"]["annotations"] = dict(obj["metadata"].get("annotations") or {}, **{
+                    SERVERS_SCHEME_ANNOTATION: "https",
+                    SERVERS_TRANSPORT_ANNOTATION: f"{namespace}-{service}@kubernetescrd",
+                })
+        out.append(obj)
+    if not found:
+        _fail(filt, f"no Service named {service!r} among the objects")
+    out.append(certificate)
+    if traefik:
+        # rootCAsSecrets: the CA in the Secret's ca.crt (cert-manager's CA issuer writes the
+        # issuing CA there); Traefik reads tls.ca, else ca.crt (crd/kubernetes.go getCABlocks).
+        # The one field for it in every Traefik v3.3-v3.7 CRD (rootCAs came with v3.4).
+        out.append({
+            "apiVersion": TRAEFIK_API_VERSION,
+            "kind": "ServersTransport",
+            "metadata": {"name": service, "namespace": namespace, "labels": all_labels},
+            "spec": {"serverName": server_name, "rootCAsSecrets": [secret]},
+        })
+    return out
 
 
 def rebind_subjects(objects, from_namespace=None, to_namespace=None):
@@ -274,5 +350,6 @@ class FilterModule:
         return {
             "argocd_helm_app": argocd_helm_app,
             "tls_ingress": tls_ingress,
+            "backend_tls": backend_tls,
             "rebind_subjects": rebind_subjects,
         }

@@ -382,14 +382,24 @@ def load_tree(path, parse_cache=None):
     return items
 
 
-def validator_from_versions(versions, upstream_dir):
+def collection_crd_files():
+    """The CRD subsets the k8s_sink role's validate entry point adds (roles/k8s_sink/files/
+    crds of this collection: kinds k3s installs itself), when this file sits in the
+    collection's tree."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "roles", "k8s_sink", "files", "crds")
+    return sorted(os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".yml")) if os.path.isdir(folder) else []
+
+
+def validator_from_versions(versions, upstream_dir, extra_crd_files=None):
     """A Validator built from the pins of versions.yml (a mapping) and the folder holding
     the pinned upstream files: the Kubernetes version of k3s, the Argo Workflows and Argo
-    Events schemas, the CRDs of Argo CD and cert-manager."""
+    Events schemas, the CRDs of Argo CD and cert-manager, plus extra_crd_files (default:
+    collection_crd_files(), as playbooks/validate.yml adds them)."""
+    extra_crd_files = collection_crd_files() if extra_crd_files is None else extra_crd_files
     crd_entries = [versions["mlops_argocd_manifest"], *versions["mlops_cert_manager_crds"]]
     return Validator(
         k8s_version=versions.get("mlops_k3s_version", DEFAULT_K8S_VERSION),
         workflows_schema=os.path.join(upstream_dir, versions["mlops_argo_workflows_schema"]["path"]),
         events_schema=os.path.join(upstream_dir, versions["mlops_argo_events_schema"]["path"]),
-        crd_files=[os.path.join(upstream_dir, entry["path"]) for entry in crd_entries],
+        crd_files=[os.path.join(upstream_dir, entry["path"]) for entry in crd_entries] + list(extra_crd_files),
     )

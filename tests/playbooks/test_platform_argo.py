@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 VERSIONS = Path(__file__).resolve().parents[2] / "roles" / "mlops" / "defaults" / "main" / "versions.yml"
 TAGS = "argocd,object_storage,argo_workflows,argo_events"
-COMPONENTS = ("argocd", "object_storage", "argo_workflows", "argo_events")
+COMPONENTS = ("argocd", "argocd_server_tls", "object_storage", "argo_workflows", "argo_events")
 DEFAULT_NS = {
     "argocd": "argocd", "argo_workflows": "argo", "argo_events": "argo-events", "cert_manager": "cert-manager",
     "harbor": "harbor", "postgresql": "postgresql", "object_storage": "object-storage", "storage": "kube-system",
@@ -136,13 +136,18 @@ def test_every_image_is_pinned(rendered):
 
 def test_argocd(rendered):
     objects = rendered["argocd"]
-    assert find(objects, "ConfigMap", "argocd-cmd-params-cm")["data"]["server.insecure"] == "true"
+    assert find(objects, "ConfigMap", "argocd-cmd-params-cm")["data"]["server.insecure"] == "false"
     assert find(objects, "ConfigMap", "argocd-cm")["data"]["url"] == "https://argocd.lab.example.internal"
     # Upstream keys of argocd-cm are kept.
     assert "resource.exclusions" in find(objects, "ConfigMap", "argocd-cm")["data"]
     ingress = find(objects, "Ingress", "argocd-server")
     assert ingress["spec"]["rules"][0]["host"] == "argocd.lab.example.internal"
-    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"] == {"name": "argocd-server", "port": {"number": 80}}
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"] == {"name": "argocd-server", "port": {"number": 443}}
+    # argocd-server-tls is the server's own certificate (Argo CD reads that name).
+    assert ingress["spec"]["tls"][0]["secretName"] == "argocd-ui-tls"
+    # Its Certificate comes once cert-manager runs (entry point server_tls), alone.
+    assert [o["kind"] for o in rendered["argocd_server_tls"]] == ["Certificate"]
+    assert find(rendered["argocd_server_tls"], "Certificate", "argocd-server-backend")["spec"]["secretName"] == "argocd-server-tls"
     project = find(objects, "AppProject", "mlops")
     assert project["spec"]["destinations"] == [{"server": "https://kubernetes.default.svc", "namespace": "mlops-pipelines"}]
     assert project["spec"]["sourceRepos"] == ["https://github.com/researchops-lab/mnist.git"]
@@ -161,8 +166,9 @@ def test_argocd(rendered):
 def test_argo_workflows_server_and_controller_settings(rendered, upstream):
     objects = rendered["argo_workflows"]
     server = find(objects, "Deployment", "argo-server")["spec"]["template"]["spec"]["containers"][0]
-    assert server["args"] == ["server", "--auth-mode=client", "--secure=false"]
-    assert server["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+    assert server["args"] == ["server", "--auth-mode=client", "--secure=true",
+                              "--tls-certificate-secret-name=argo-server-backend-tls"]
+    assert server["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
     ingress = find(objects, "Ingress", "argo-server")
     assert ingress["spec"]["rules"][0]["host"] == "argo.lab.example.internal"
     assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {"number": 2746}
@@ -182,6 +188,21 @@ def test_argo_workflows_server_and_controller_settings(rendered, upstream):
     assert defaults["spec"]["retryStrategy"]["limit"] == "2"
     assert defaults["spec"]["retryStrategy"]["backoff"] == {"duration": "30s", "factor": "2", "maxDuration": "10m"}
     assert "sso" not in data
+
+
+def test_server_tls_off_is_plain_http_as_before(repo_root, ansible_env, tmp_path):
+    """argo_workflows_server_tls / argocd_server_tls false: no certificate, no
+    ServersTransport, no Traefik annotation; the servers run without TLS."""
+    render(repo_root, ansible_env, tmp_path, {"argo_workflows_server_tls": False, "argocd_server_tls": False})
+    objects = load(tmp_path)
+    server = find(objects["argo_workflows"], "Deployment", "argo-server")["spec"]["template"]["spec"]["containers"][0]
+    assert server["args"] == ["server", "--auth-mode=client", "--secure=false"]
+    assert server["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+    assert find(objects["argocd"], "ConfigMap", "argocd-cmd-params-cm")["data"]["server.insecure"] == "true"
+    assert objects["argocd_server_tls"] == []
+    for component, service in (("argo_workflows", "argo-server"), ("argocd", "argocd-server")):
+        assert not [o for o in objects[component] if o["kind"] in ("Certificate", "ServersTransport")]
+        assert not find(objects[component], "Service", service)["metadata"].get("annotations")
 
 
 def test_argo_workflows_rbac(rendered):

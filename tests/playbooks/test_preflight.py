@@ -274,3 +274,29 @@ def test_tags_preflight_runs_only_preflight_and_passes_the_lab(ansible_env, tmp_
     probed = {t["host"] for t in ran if "Probe the node" in t["task"] and t["status"] == "ok"}
     assert probed == {"pi-1", "pi-2", "pi-3", "cpu-1", "cpu-2", "gpu-1", "storage-1"}, probed
     assert not any(t["become"] for t in ran if t["status"] != "skipped"), "preflight used become"
+
+
+@pytest.mark.slow
+def test_node_add_under_limit_checks_the_limited_nodes_only(ansible_env, tmp_path):
+    """node_add.yml runs with --limit 'gpu-1,localhost' (README "Operations"): Ansible
+    probes gpu-1 alone, so the hosts check must leave the other nodes out instead of
+    reporting them unreachable (it checked every k3s_cluster host, probed or not), and
+    still check gpu-1: without its driver stand-in it is refused."""
+    inv = lab_copy(tmp_path)
+    local_nodes(inv, tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 550.90.07\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    args = ["playbooks/node_add.yml", "-i", str(inv), "--limit", "gpu-1,localhost", "--tags", "preflight"]
+    log = tmp_path / "tasks.jsonl"
+    result = playbook(dict(ansible_env, PATH=f"{ansible_env['PATH']}{os.pathsep}{bin_dir}"), tmp_path, args, log)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-4000:]
+    assert {t["host"] for t in tasks_run(log) if "Probe the node" in t["task"] and t["status"] == "ok"} == {"gpu-1"}
+
+    result = playbook(ansible_env, tmp_path, args, tmp_path / "refused.jsonl")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "[host gpu-1]" in out and "is a GPU node but no NVIDIA driver answers" in out, out[-3000:]
+    assert "[host pi-1]" not in out and "cannot be reached" not in out

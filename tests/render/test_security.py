@@ -556,7 +556,11 @@ def test_credential_holding_steps_use_official_images(rendered, platform_default
     ServiceAccount that can patch the Argo CD Application) run images of their project's
     official publisher or of the platform's registry. Checked on the render and on the
     example pipeline with git credentials over HTTPS and SSH (the render's example repo is
-    public)."""
+    public). The checkout, which holds the git credentials, runs the Kubernetes project's
+    git-sync image: kubernetes/git-sync Dockerfile.in at v4.7.1 stages git, openssh-client,
+    coreutils, grep and bash as /bin/sh (what the checkout script calls; the checkout sets
+    its own command over ENTRYPOINT /git-sync), and RELEASING.md promotes it to
+    registry.k8s.io/git-sync/git-sync."""
     from ansible_collections.researchops.mlops.plugins.filter.pipeline import pipeline_objects
     registry = platform_defaults["mlops_registry_host"].replace("{{ mlops_domain }}", platform_defaults["mlops_domain"])
     objects = [obj for _source, obj in rendered]
@@ -747,6 +751,115 @@ def test_postgresql_clients_use_tls(rendered):
     assert env["PGSSLMODE"] == "verify-full"
     volume, key, _unused = mounted_file(spec, container, env["PGSSLROOTCERT"])
     assert key == "ca.crt" and volume["secret"]["secretName"] == "postgresql-tls"
+
+
+# ---------------------------------------------------------------- TLS from Traefik to argo-server and argocd-server
+# Traefik's Kubernetes Ingress provider (traefik v3.3-v3.7, pkg/provider/kubernetes/ingress):
+# annotations.go reads the backend Service's traefik.ingress.kubernetes.io/service.*
+# annotations (ServiceIng: serversScheme, serversTransport); kubernetes.go getProtocol
+# takes serversScheme, else https for port 443 or a port name starting with "https", else
+# http. A ServersTransport of the kubernetesCRD provider is known as
+# <namespace>-<name>@kubernetescrd (crd/kubernetes.go makeID, providerName); its
+# rootCAsSecrets are read from tls.ca, else ca.crt (getCABlocks).
+SCHEME = "traefik.ingress.kubernetes.io/service.serversscheme"
+TRANSPORT = "traefik.ingress.kubernetes.io/service.serverstransport"
+TLS_SERVERS = {"argo-server": "argo_workflows", "argocd-server": "argocd"}
+
+
+def traefik_backend(rendered, ingress):
+    """(Service, scheme, ServersTransport or None) Traefik uses for the Ingress's backend."""
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    namespace = ingress["metadata"]["namespace"]
+    service = one(rendered, "Service", backend["name"], namespace)
+    port = next(p for p in service["spec"]["ports"]
+                if p["port"] == backend["port"].get("number") or p.get("name") == backend["port"].get("name"))
+    annotations = service["metadata"].get("annotations") or {}
+    scheme = annotations.get(SCHEME) or ("https" if port["port"] == 443 or port.get("name", "").startswith("https") else "http")
+    transports = {f"{t['metadata']['namespace']}-{t['metadata']['name']}@kubernetescrd": t
+                  for t in objects_of(rendered, "ServersTransport")}
+    return service, scheme, transports.get(annotations.get(TRANSPORT))
+
+
+def server_certificate(rendered, namespace, secret):
+    """The Certificate issuing Secret namespace/secret, and the ClusterIssuer it names."""
+    found = [c for c in objects_of(rendered, "Certificate")
+             if c["metadata"]["namespace"] == namespace and c["spec"]["secretName"] == secret]
+    assert len(found) == 1, f"Secret {namespace}/{secret}: {len(found)} Certificates"
+    return found[0], one(rendered, "ClusterIssuer", found[0]["spec"]["issuerRef"]["name"])
+
+
+def serving_container(rendered, service, name):
+    deployment = one(rendered, "Deployment", name, service["metadata"]["namespace"])
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items()), f"Service {name} selects no pod of {name}"
+    return next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name)
+
+
+def test_traefik_reaches_argo_servers_over_tls_it_verifies(rendered):
+    """For the Ingress of each server: Traefik dials https, through a ServersTransport of
+    the Service's namespace that keeps verification on, names the server
+    (serverName among the certificate's names) and trusts the CA in the ca.crt of a
+    Secret a cert-manager CA issuer (the lab CA) writes."""
+    for name in TLS_SERVERS:
+        ingresses = [i for i in objects_of(rendered, "Ingress")
+                     if i["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == name]
+        assert ingresses, f"no Ingress routes to {name}"
+        for ingress in ingresses:
+            service, scheme, transport = traefik_backend(rendered, ingress)
+            namespace = service["metadata"]["namespace"]
+            assert scheme == "https", f"Traefik dials {name} over {scheme}"
+            assert transport is not None, f"Service {name}: no ServersTransport named by {TRANSPORT}"
+            assert transport["metadata"]["namespace"] == namespace
+            spec = transport["spec"]
+            assert not spec.get("insecureSkipVerify")
+            cas = spec.get("rootCAsSecrets", []) + [r["secret"] for r in spec.get("rootCAs", []) if "secret" in r]
+            assert cas, f"ServersTransport {name} trusts no CA"
+            for secret in cas:
+                certificate, issuer = server_certificate(rendered, namespace, secret)
+                assert "ca" in issuer["spec"], f"{secret}: not from a CA issuer, its ca.crt is no CA Traefik can trust"
+                assert spec["serverName"] in certificate["spec"]["dnsNames"]
+
+
+def test_argo_servers_serve_the_certificate_traefik_checks(rendered, platform_defaults):
+    """argo-server (Argo Workflows v4.1.2 cmd/argo/commands/server.go: --secure, default
+    true; --tls-certificate-secret-name, else a self-signed certificate Traefik refuses)
+    and argocd-server (Argo CD v3.5.1 docs/operator-manual/tls.md: Secret
+    argocd-server-tls; argocd-cmd-params-cm server.insecure off) serve TLS with the
+    certificate whose names the ServersTransport checks; their probes speak HTTPS."""
+    namespaces = platform_defaults["mlops_namespaces"]
+    for name, key in TLS_SERVERS.items():
+        namespace = namespaces[key]
+        service = one(rendered, "Service", name, namespace)
+        container = serving_container(rendered, service, name)
+        args = container.get("args", []) + container.get("command", [])
+        if name == "argo-server":
+            assert "--secure=false" not in args and "--secure" not in args
+            secrets = [a.split("=", 1)[1] for a in args if a.startswith("--tls-certificate-secret-name=")]
+            assert len(secrets) == 1, f"argo-server args {args}: no certificate Secret, it serves a self-signed one"
+            secret = secrets[0]
+        else:
+            params = one(rendered, "ConfigMap", "argocd-cmd-params-cm", namespace)["data"]
+            assert params.get("server.insecure", "false") != "true" and "--insecure" not in args
+            secret = "argocd-server-tls"
+        certificate, issuer = server_certificate(rendered, namespace, secret)
+        assert "ca" in issuer["spec"]
+        transport = one(rendered, "ServersTransport", name, namespace)
+        assert transport["spec"]["serverName"] in certificate["spec"]["dnsNames"]
+        probes = [container[p]["httpGet"] for p in ("readinessProbe", "livenessProbe") if "httpGet" in container.get(p, {})]
+        assert probes and all(p.get("scheme") == "HTTPS" for p in probes), f"{name} probes: {probes}"
+
+
+def test_no_secret_is_issued_twice(rendered):
+    """One writer per certificate Secret: a Certificate or an Ingress's tls (cert-manager's
+    ingress-shim makes a Certificate for it). Argo CD reads argocd-server-tls, so the UI
+    Ingress must keep its certificate elsewhere."""
+    writers = {}
+    for cert in objects_of(rendered, "Certificate"):
+        writers.setdefault((cert["metadata"]["namespace"], cert["spec"]["secretName"]), []).append(sec.ref(cert))
+    for ingress in objects_of(rendered, "Ingress"):
+        for tls in ingress["spec"].get("tls", []):
+            writers.setdefault((ingress["metadata"]["namespace"], tls["secretName"]), []).append(sec.ref(ingress))
+    assert {k: v for k, v in writers.items() if len(v) > 1} == {}
 
 
 # ---------------------------------------------------------------- Argo Workflows SSO

@@ -27,8 +27,16 @@ OUTPUTS = "/tmp/outputs"
 # Resolves the revision (commit SHA, tag or branch) in /work/src and writes the outputs
 # every stage agrees on: commit-sha, git-ref, version (= tag for tags, else short SHA).
 # Values arrive as environment variables, never spliced into the script text.
+# It runs in the git image (images.git: the Kubernetes project's git-sync image, whose
+# Dockerfile.in stages bash as /bin/sh, git, openssh-client, coreutils and grep) with the
+# pod's uid, not the image's own 65533.
 CHECKOUT_SCRIPT = r"""set -eu
 mkdir -p "$OUTPUTS"
+if ! id -un >/dev/null 2>&1 && [ -w /etc/passwd ]; then
+  # ssh exits with "No user exists for uid" when the pod's uid has no passwd entry; the git
+  # image leaves /etc/passwd writable for this (kubernetes/git-sync Dockerfile.in, addUser).
+  echo "checkout:x:$(id -u):$(id -g)::$HOME:/sbin/nologin" >> /etc/passwd
+fi
 if [ -n "${GIT_PASSWORD:-}" ]; then
   git config --global credential.helper '!f() { echo "username=${GIT_USERNAME}"; echo "password=${GIT_PASSWORD}"; }; f'
 fi

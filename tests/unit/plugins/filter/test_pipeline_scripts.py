@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -88,6 +91,57 @@ def test_checkout_missing_required_file_fails(tmp_path, origin):
     result, _extra = _checkout(tmp_path, origin, "main", required="/work/src/deploy/params.yaml")
     assert result.returncode != 0
     assert "deploy/params.yaml is missing" in result.stderr
+
+
+POD_UID = 65532  # pipeline/security.py NONROOT_UID: the uid every checkout container runs as
+
+
+def _can_switch_users():
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("setpriv") and shutil.which("ssh")):
+        return False
+    try:
+        pwd.getpwuid(POD_UID)
+    except KeyError:
+        return subprocess.run(["unshare", "--mount", "true"], capture_output=True, check=False).returncode == 0
+    return False  # this machine knows the uid: the image's situation cannot be reproduced
+
+
+@pytest.mark.skipif(not _can_switch_users(), reason="needs root, unshare, setpriv, ssh and no passwd entry for 65532")
+def test_checkout_gives_ssh_a_user_for_the_pods_uid(origin):
+    """The checkout image (kubernetes/git-sync Dockerfile.in at v4.7.1) knows only its own
+    uid 65533 in /etc/passwd and leaves that file writable (mode 0666) so that another uid
+    can add itself (main.go addUser: "Put the current UID/GID into /etc/passwd so SSH can
+    look it up"); OpenSSH's ssh.c exits with "No user exists for uid" otherwise. Here the
+    checkout runs as the pods' uid 65532 in a private mount namespace whose /etc/passwd is
+    a writable copy lacking that uid, and `ssh -G` must then accept the uid."""
+    shared = Path(tempfile.mkdtemp(prefix="checkout-uid-"))
+    try:
+        shared.chmod(0o755)
+        remote = shared / "origin"
+        shutil.copytree(origin, remote)
+        work, out = shared / "work", shared / "out"
+        work.mkdir()
+        out.mkdir()
+        for path in (work, out, remote, *remote.rglob("*")):
+            os.chown(path, POD_UID, POD_UID, follow_symlinks=False)
+        passwd = shared / "passwd"
+        passwd.write_text(Path("/etc/passwd").read_text())
+        passwd.chmod(0o666)
+        script = CHECKOUT_SCRIPT.replace("/work/", f"{work}/") + "ssh -G localhost >/dev/null\n"
+        env = {"PATH": os.environ["PATH"], "REPO_URL": f"file://{remote}", "REVISION": "main", "REF": "",
+               "OUTPUTS": str(out), "REQUIRED_FILES": f"{work}/src/Dockerfile", "HOME": str(work),
+               "GIT_CONFIG_NOSYSTEM": "1"}
+        inner = 'mount --bind "$1" /etc/passwd && shift && exec "$@"'
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", inner, "sh", str(passwd),
+                   "setpriv", f"--reuid={POD_UID}", f"--regid={POD_UID}", "--clear-groups", "sh", "-c", script]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        assert "No user exists" not in result.stderr
+        assert result.returncode == 0, result.stderr
+        assert (out / "commit-sha").read_text() == _git(origin, "rev-parse", "HEAD")
+        assert f"checkout:x:{POD_UID}:{POD_UID}:" in passwd.read_text()
+        assert "checkout:x:" not in Path("/etc/passwd").read_text()
+    finally:
+        shutil.rmtree(shared)
 
 
 FAKE_EVALUATE = """

@@ -1,9 +1,11 @@
-"""Unit tests of the argocd_helm_app and tls_ingress filters: the objects they return
-(validated against the pinned Argo CD CRD schema and the Kubernetes schemas) and one
-error case per input check."""
+"""Unit tests of the argocd_helm_app, tls_ingress and backend_tls filters: the objects
+they return (validated against the pinned Argo CD and cert-manager CRD schemas, the
+ServersTransport subset CRD and the Kubernetes schemas) and one error case per input
+check."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import jsonschema
 import kubernetes_validate
@@ -14,9 +16,11 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.researchops.mlops.plugins.filter.platform_objects import (
     FilterModule,
     argocd_helm_app,
+    backend_tls,
     rebind_subjects,
     tls_ingress,
 )
+from ansible_collections.researchops.mlops.plugins.module_utils.manifest_validation import validator_from_versions
 
 K8S_VERSION = "1.33.0"
 
@@ -70,6 +74,7 @@ def test_registered_under_their_names():
     filters = FilterModule().filters()
     assert filters["argocd_helm_app"] is argocd_helm_app
     assert filters["tls_ingress"] is tls_ingress
+    assert filters["backend_tls"] is backend_tls
     assert filters["rebind_subjects"] is rebind_subjects
 
 
@@ -228,6 +233,13 @@ def test_tls_ingress_options():
                     "backend": {"service": {"name": "mnist-eventsource-svc", "port": {"name": "http"}}}}
 
 
+def test_tls_ingress_secret():
+    ingress = tls_ingress("argocd-server", **INGRESS_ARGS, secret="argocd-ui-tls")
+    assert ingress["spec"]["tls"][0]["secretName"] == "argocd-ui-tls"
+    with pytest.raises(AnsibleFilterError, match="tls_ingress: secret 'Bad_secret'"):
+        tls_ingress("argocd-server", **INGRESS_ARGS, secret="Bad_secret")
+
+
 def test_tls_ingress_numeric_port_string():
     ingress = tls_ingress("s3", **{**INGRESS_ARGS, "port": "3900"})
     assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"] == {"number": 3900}
@@ -315,3 +327,75 @@ def test_spec_filters_and_preflight_use_the_one_definition():
     assert spec.SERVER_HOST is names.SERVER_HOST and platform_objects.INGRESS_HOST is names.INGRESS_HOST
     assert spec.S3_BUCKET is preflight.S3_BUCKET is names.S3_BUCKET
     assert spec.HARBOR_PROJECT is preflight.HARBOR_PROJECT is names.HARBOR_PROJECT
+
+
+# ---------------------------------------------------------------- backend_tls
+SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "argo-server", "namespace": "argo"},
+           "spec": {"ports": [{"name": "web", "port": 2746, "targetPort": 2746}], "selector": {"app": "argo-server"}}}
+BACKEND_ARGS = {"service": "argo-server", "namespace": "argo", "issuer": "researchops-ca", "secret": "argo-server-backend-tls"}
+
+
+@pytest.fixture(scope="module")
+def crd_validator(upstream):
+    """The render's validator (cert-manager CRDs, the ServersTransport subset CRD)."""
+    versions = yaml.safe_load((Path(__file__).resolve().parents[4] / "roles/mlops/defaults/main/versions.yml").read_text())
+    return validator_from_versions(versions, str(upstream))
+
+
+def test_backend_tls(crd_validator):
+    """Traefik's Ingress provider reads serversscheme/serverstransport from the backend
+    Service (traefik pkg/provider/kubernetes/ingress/annotations.go); a CRD
+    ServersTransport is <namespace>-<name>@kubernetescrd (crd/kubernetes.go makeID)."""
+    other = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "argo"}}
+    objects = backend_tls([SERVICE, other], **BACKEND_ARGS, labels={"app.kubernetes.io/part-of": "researchops"})
+    service, config_map, certificate, transport = objects
+    assert config_map == other and "annotations" not in SERVICE["metadata"]  # input untouched
+    assert service["metadata"]["annotations"] == {
+        "traefik.ingress.kubernetes.io/service.serversscheme": "https",
+        "traefik.ingress.kubernetes.io/service.serverstransport": "argo-argo-server@kubernetescrd",
+    }
+    assert certificate["spec"]["secretName"] == "argo-server-backend-tls"
+    assert certificate["spec"]["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "researchops-ca"}
+    assert transport["metadata"] == {"name": "argo-server", "namespace": "argo", "labels": {
+        "app.kubernetes.io/managed-by": "researchops.mlops", "app.kubernetes.io/part-of": "researchops"}}
+    assert transport["spec"] == {"serverName": "argo-server.argo.svc", "rootCAsSecrets": ["argo-server-backend-tls"]}
+    assert transport["spec"]["serverName"] in certificate["spec"]["dnsNames"]
+    for obj in (service, certificate, transport):
+        assert [str(issue) for issue in crd_validator.validate(obj, "backend_tls")] == []
+    assert yaml.safe_load(yaml.safe_dump(objects)) == objects
+
+
+def test_backend_tls_without_traefik():
+    objects = backend_tls([SERVICE], **BACKEND_ARGS, traefik=False)
+    assert [o["kind"] for o in objects] == ["Service", "Certificate"]
+    assert objects[0] is SERVICE
+
+
+def test_the_servers_transport_subset_refuses_fields_of_later_traefik(crd_validator):
+    """rootCAs exists from Traefik v3.4 on (chart v35.4.0), not in v3.3 (chart v34.2.0)."""
+    transport = backend_tls([SERVICE], **BACKEND_ARGS)[-1]
+    transport["spec"]["rootCAs"] = [{"secret": "argo-server-backend-tls"}]
+    issues = crd_validator.validate(transport, "seed")
+    assert len(issues) == 1 and "rootCAs" in issues[0]["message"]
+
+
+@pytest.mark.parametrize("objects, kwargs, message", [
+    ([SERVICE], {"service": None}, "service is required"),
+    ([SERVICE], {"service": "argo_server"}, "service 'argo_server'"),
+    ([SERVICE], {"namespace": "Argo"}, "namespace 'Argo'"),
+    ([SERVICE], {"issuer": ""}, "issuer must be a non-empty string"),
+    ([SERVICE], {"secret": None}, "secret is required"),
+    ([SERVICE], {"traefik": "yes"}, "traefik must be a boolean"),
+    ([SERVICE], {"labels": {"a": 1}}, "labels.a"),
+    ([SERVICE], {"service": "argocd-server"}, "no Service named 'argocd-server'"),
+    ([dict(SERVICE, metadata={"name": "argo-server", "namespace": "other"})], {}, "not 'argo'"),
+    (SERVICE, {}, "_input must be a list"),
+    (["x"], {}, "_input[0] must be a Kubernetes object"),
+])
+def test_backend_tls_errors(objects, kwargs, message):
+    args = dict(BACKEND_ARGS)
+    args.update(kwargs)
+    with pytest.raises(AnsibleFilterError) as err:
+        backend_tls(objects, **args)
+    assert str(err.value).startswith("backend_tls: ")
+    assert message in str(err.value)
