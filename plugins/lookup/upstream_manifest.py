@@ -81,16 +81,14 @@ _raw:
 """
 
 import hashlib
-import json
 import os
-import tempfile
 
 from ansible.errors import AnsibleLookupError
 from ansible.module_utils.common.text.converters import to_native, to_text
 from ansible.module_utils.urls import open_url
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import ObjectError, load_documents
+from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects import ObjectError, load_documents_cached, write_atomic
 
 
 def sha256_of(data):
@@ -158,40 +156,13 @@ def read_cached(cache_dir, path, url, digest, offline, validate_certs, timeout):
     return data, where
 
 
-def write_atomic(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
-
-
 def parse(data, where, digest, cache_dir):
-    """Objects of a verified file; the JSON copy in cache_dir/parsed/ is used when present."""
-    cached = os.path.join(cache_dir, "parsed", f"{digest}.json") if cache_dir else None
-    if cached and os.path.isfile(cached):
-        try:
-            with open(cached, encoding="utf-8") as handle:
-                entry = json.load(handle)
-            if isinstance(entry, dict) and entry.get("source_sha256") == digest and isinstance(entry.get("objects"), list):
-                return entry["objects"]
-        except ValueError:
-            pass  # unreadable cache entry: parse the source again and rewrite it
+    """Objects of a verified file; the JSON copy in cache_dir/parsed/ is used when present
+    (k8s_objects.load_documents_cached, shared with k8s_validate)."""
     try:
-        objects = load_documents(data.decode("utf-8"), where)
+        return load_documents_cached(data, where, cache_dir, digest)
     except (ObjectError, UnicodeDecodeError) as e:
         raise AnsibleLookupError(f"upstream_manifest: {to_native(e)}") from e
-    if cached:
-        try:
-            text = json.dumps({"source_sha256": digest, "objects": objects}, sort_keys=True)
-        except TypeError:
-            return objects  # YAML values JSON cannot hold (timestamps): no cache
-        if json.loads(text)["objects"] == objects:  # int keys would not survive JSON
-            try:
-                write_atomic(cached, text.encode("utf-8"))
-            except OSError:
-                pass  # a read-only cache only costs speed
-    return objects
 
 
 class LookupModule(LookupBase):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import tempfile
 
 try:
     import yaml
@@ -286,6 +288,60 @@ def load_documents(text, source="<string>"):
     except yaml.YAMLError as e:
         raise ObjectError(f"{source}: not valid YAML: {e}") from e
     return flatten(documents, source)
+
+
+# Folder of the parse cache under a cache directory (shared by the upstream_manifest
+# lookup and k8s_validate): <cache>/parsed/<sha256 of the file's bytes>.json.
+PARSE_CACHE_FOLDER = "parsed"
+
+
+def write_atomic(path, data):
+    """Write bytes to path through a temporary file in the same folder (readers never see
+    half a file)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_documents_cached(data, source="<bytes>", cache_dir=None, digest=None):
+    """load_documents of a file's bytes, with the parsed objects kept as JSON in
+    <cache_dir>/parsed/<sha256 of data>.json and read from there for the same bytes
+    (parsing YAML costs seconds for megabytes of CRD schemas; JSON a tenth of that).
+
+    The key is the sha256 of the bytes parsed (digest, when the caller computed it
+    already), so changed content is always parsed again. Objects that JSON cannot hold
+    exactly (YAML timestamps, integer keys) are never cached; an unreadable entry is parsed
+    again and rewritten; a cache that cannot be written only costs speed. No cache_dir: no
+    cache. Raises ObjectError, or UnicodeDecodeError for bytes that are not UTF-8."""
+    digest = digest or hashlib.sha256(data).hexdigest()
+    cached = os.path.join(cache_dir, PARSE_CACHE_FOLDER, f"{digest}.json") if cache_dir else None
+    if cached and os.path.isfile(cached):
+        try:
+            with open(cached, encoding="utf-8") as handle:
+                entry = json.load(handle)
+            if isinstance(entry, dict) and entry.get("source_sha256") == digest and isinstance(entry.get("objects"), list):
+                return entry["objects"]
+        except (OSError, ValueError):
+            pass  # unreadable entry: parse the source again and rewrite it
+    objects = load_documents(data.decode("utf-8"), source)
+    if cached:
+        try:
+            text = json.dumps({"source_sha256": digest, "objects": objects}, sort_keys=True)
+        except (TypeError, ValueError):
+            return objects  # YAML values JSON cannot hold (timestamps): no cache
+        if json.loads(text)["objects"] == objects:  # int keys would not survive JSON
+            try:
+                write_atomic(cached, text.encode("utf-8"))
+            except OSError:
+                pass
+    return objects
 
 
 def flatten(documents, source="<objects>"):

@@ -44,7 +44,7 @@ from ansible_collections.researchops.mlops.plugins.module_utils.k8s_objects impo
     ObjectScopes,
     api_group,
     is_crd,
-    load_documents,
+    load_documents_cached,
     object_id,
     object_key,
 )
@@ -211,7 +211,16 @@ class KubernetesSchemas:
 class Validator:
     """Validates objects; collects ValidationIssue entries."""
 
-    def __init__(self, k8s_version=DEFAULT_K8S_VERSION, workflows_schema=None, events_schema=None, crd_files=(), allow_kinds=(), require_namespace=True):
+    def __init__(
+        self,
+        k8s_version=DEFAULT_K8S_VERSION,
+        workflows_schema=None,
+        events_schema=None,
+        crd_files=(),
+        allow_kinds=(),
+        require_namespace=True,
+        parse_cache=None,
+    ):
         if not HAS_JSONSCHEMA:
             raise ImportError(f"jsonschema is required: {JSONSCHEMA_IMPORT_ERROR}")
         self.k8s = KubernetesSchemas(normalise_k8s_version(k8s_version))
@@ -225,7 +234,7 @@ class Validator:
         self._crds = {}
         self.scopes = ObjectScopes()
         for path in crd_files:
-            for obj in load_documents(_read(path), path):
+            for obj in load_documents_cached(_read_bytes(path), path, parse_cache):
                 if is_crd(obj):
                     self.add_crd(obj, path)
         self._crd_validators = {}
@@ -347,9 +356,16 @@ def _read(path):
         return handle.read()
 
 
-def load_tree(path):
+def _read_bytes(path):
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def load_tree(path, parse_cache=None):
     """(relative file, object) of every YAML file under path except kustomization.yaml,
-    in sorted order."""
+    in sorted order. parse_cache: a folder where the parsed objects of each file are kept
+    as JSON, keyed by the sha256 of the file's bytes (k8s_objects.load_documents_cached):
+    every object is still validated, only parsing unchanged bytes again is saved."""
     items = []
     for folder, dirs, files in os.walk(path):
         dirs.sort()
@@ -359,7 +375,7 @@ def load_tree(path):
             full = os.path.join(folder, name)
             rel = os.path.relpath(full, path)
             try:
-                for obj in load_documents(_read(full), rel):
+                for obj in load_documents_cached(_read_bytes(full), rel, parse_cache):
                     items.append((rel, obj))
             except ObjectError as e:
                 items.append((rel, {"__error__": str(e)}))

@@ -66,6 +66,17 @@ options:
     type: list
     elements: str
     default: [preflight, nodes, k3s, cluster, platform, pipelines]
+  cache_dir:
+    description:
+      - Folder of a cache that saves serialising unchanged objects again: for each object,
+        the sha256 of its YAML, keyed by the sha256 of its canonical JSON (and of the
+        serialiser's code and versions), one small file per object under
+        C(<cache_dir>/rendered/). A file whose text has the remembered sha256 is
+        unchanged without serialising the object (seconds for the Argo Workflows CRDs).
+      - The result, the files, check mode and the diff are the same with or without it;
+        every file is still read and compared. Unset, no cache. The sink role passes
+        C(mlops_download_cache) (variable C(k8s_sink_cache)).
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -137,7 +148,7 @@ def main():
     if params["crds_from"]:
         module.fail_json(msg="k8s_render: crds_from is read by the action plugin on the controller, not by the module")
     try:
-        result = render(params["dest"], params["phase"], params["component"], params["objects"], module.check_mode, params["phases"])
+        result = render(params["dest"], params["phase"], params["component"], params["objects"], module.check_mode, params["phases"], params["cache_dir"])
     except (ObjectError, OSError) as e:
         module.fail_json(msg=f"render of {params['phase']}/{params['component']} failed: {e}")
     diff = result.pop("diff")

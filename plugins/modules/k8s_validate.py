@@ -65,6 +65,17 @@ options:
     description: Errors listed in the failure message (all are returned in RV(errors)).
     type: int
     default: 50
+  parse_cache:
+    description:
+      - Folder where the parsed objects of every file read (the files of O(path) and
+        O(crd_files)) are kept as JSON, in C(<parse_cache>/parsed/<sha256>.json), keyed by
+        the sha256 of the file's bytes; the layout of the C(researchops.mlops.upstream_manifest)
+        lookup's parse cache, so both can share C(mlops_download_cache).
+      - Saves parsing unchanged files again (seconds for megabytes of CRD schemas), nothing
+        else; every object is validated on every run, and a file whose bytes changed is
+        parsed again.
+      - Unset, no cache.
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -130,6 +141,7 @@ def main():
             "allow_kinds": {"type": "list", "elements": "str", "default": []},
             "require_namespace": {"type": "bool", "default": True},
             "max_errors": {"type": "int", "default": 50},
+            "parse_cache": {"type": "path"},
         },
         required_one_of=[["path", "objects"]],
         mutually_exclusive=[["path", "objects"]],
@@ -148,9 +160,10 @@ def main():
             crd_files=params["crd_files"],
             allow_kinds=params["allow_kinds"],
             require_namespace=params["require_namespace"],
+            parse_cache=params["parse_cache"],
         )
         if params["path"]:
-            items = manifest_validation.load_tree(params["path"])
+            items = manifest_validation.load_tree(params["path"], params["parse_cache"])
         else:
             items = [(f"objects[{index}]", obj) for index, obj in enumerate(params["objects"])]
         issues = manifest_validation.Validator.validate_all(validator, items)

@@ -11,6 +11,7 @@ from ansible.errors import AnsibleLookupError
 
 from ansible_collections.researchops.mlops.plugins.lookup import upstream_manifest
 from ansible_collections.researchops.mlops.plugins.lookup.upstream_manifest import LookupModule
+from ansible_collections.researchops.mlops.plugins.module_utils import k8s_objects
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -179,7 +180,7 @@ def test_parsed_objects_are_cached_by_source_sum(local_copy, tmp_path):
     first = lookup([entry()], upstream_dir=str(local_copy), download_cache=str(cache))
     cached = cache / "parsed" / f"{SUM}.json"
     assert cached.is_file()
-    with mock.patch.object(upstream_manifest, "load_documents") as parse:
+    with mock.patch.object(k8s_objects, "load_documents") as parse:
         assert lookup([entry()], upstream_dir=str(local_copy), download_cache=str(cache)) == first
     parse.assert_not_called()
 

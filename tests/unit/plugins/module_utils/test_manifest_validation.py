@@ -2,6 +2,7 @@
 openAPIV3Schemas, error format, and the k8s_validate module on a tree."""
 from __future__ import annotations
 
+import hashlib
 import json
 from unittest import mock
 
@@ -224,3 +225,50 @@ def test_module_fails_listing_errors_and_passes_clean_trees(tmp_path):
 def test_module_needs_a_path_or_objects():
     result = run_module({})
     assert result["failed"] is True and "one of the following is required: path, objects" in result["msg"]
+
+
+def test_parse_cache_never_skips_validating_changed_content(tmp_path):
+    """The validation parse cache (k8s_validate parse_cache) is keyed by the sha256 of
+    each file's bytes: a file that was valid and cached, then edited (same name, same
+    size class, an unknown field added), is parsed again and refused; the cache entries
+    exist for both contents; with the cache, a clean tree's result equals the uncached one."""
+    tree, cache = tmp_path / "tree", tmp_path / "cache"
+    tree.mkdir()
+    good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "d"}, "data": {"k": "v"}}
+    (tree / "cm.yaml").write_text(yaml.safe_dump(good))
+    clean = run_module({"path": str(tree), "k8s_version": "1.34", "parse_cache": str(cache)})
+    assert clean.get("failed") is not True and clean["objects"] == 1
+    assert run_module({"path": str(tree), "k8s_version": "1.34", "parse_cache": str(cache)}) == clean
+    assert len(list((cache / "parsed").glob("*.json"))) == 1
+    (tree / "cm.yaml").write_text(yaml.safe_dump(dict(good, extra=1)))
+    result = run_module({"path": str(tree), "k8s_version": "1.34", "parse_cache": str(cache)})
+    assert result["failed"] is True and "cm.yaml: ConfigMap d/c (v1): $: Additional properties" in result["msg"]
+    assert len(list((cache / "parsed").glob("*.json"))) == 2
+    uncached = run_module({"path": str(tree), "k8s_version": "1.34"})
+    assert result["errors"] == uncached["errors"]
+
+
+def test_parse_cache_entry_is_only_used_for_its_own_bytes(tmp_path):
+    """An entry under another file's sum is never read for this file (the key is the
+    sha256 of the bytes being parsed), and a corrupt entry is parsed again and rewritten."""
+    cache = tmp_path / "cache"
+    text = yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "d"}})
+    (tmp_path / "cm.yaml").write_text(text)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    (cache / "parsed").mkdir(parents=True)
+    (cache / "parsed" / f"{digest}.json").write_text("{not json")
+    items = mv.load_tree(str(tmp_path), str(cache))
+    assert [obj["metadata"]["name"] for _source, obj in items] == ["c"]
+    assert json.loads((cache / "parsed" / f"{digest}.json").read_text())["source_sha256"] == digest
+
+
+def test_yaml_values_json_cannot_hold_are_not_cached(tmp_path):
+    """A YAML timestamp stays a date (validation refuses it where a string is wanted), so
+    such a file is parsed every time rather than served from JSON as a string."""
+    cache = tmp_path / "cache"
+    (tmp_path / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: d}\ndata: {day: 2026-11-30}\n")
+    for _round in range(2):
+        items = mv.load_tree(str(tmp_path), str(cache))
+        issues = mv.Validator(k8s_version="1.34").validate_all(items)
+        assert len(issues) == 1 and issues[0]["path"] == "$.data.day"
+    assert not (cache / "parsed").exists() or not list((cache / "parsed").iterdir())

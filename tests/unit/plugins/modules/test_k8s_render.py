@@ -244,3 +244,62 @@ def test_sink_role_render_takes_the_crds_by_reference(tmp_path, repo_root, ansib
     assert wrong.returncode != 0
     assert "k8s_render: crds_from:" in wrong.stdout and "sha256" in wrong.stdout.lower()
     assert not (tmp_path / "wrong").exists()
+
+
+def object_dumps(dump):
+    """The objects a mocked to_yaml serialised, kustomization.yaml files aside."""
+    return [call.args[0] for call in dump.call_args_list if call.args[0].get("kind") != "Kustomization"]
+
+
+def test_yaml_cache_verifies_unchanged_files_without_serialising(tmp_path):
+    """With cache_dir, a re-run serialises no object (the sha256 of each file's text is
+    compared with the one remembered for the object's canonical JSON) and gives the same
+    result and files as a run without the cache."""
+    from ansible_collections.researchops.mlops.plugins.module_utils import k8s_render
+
+    dest, cache = tmp_path / "out", str(tmp_path / "cache")
+    first = render(str(dest), "platform", "demo", OBJECTS, cache_dir=cache)
+    before = tree(dest)
+    with mock.patch.object(k8s_render, "to_yaml", wraps=k8s_render.to_yaml) as dump:
+        again = render(str(dest), "platform", "demo", OBJECTS, cache_dir=cache)
+    assert object_dumps(dump) == []
+    assert again["changed"] is False and sorted(again["unchanged"]) == sorted(first["written"])
+    assert tree(dest) == before
+    uncached = tmp_path / "plain"
+    render(str(uncached), "platform", "demo", OBJECTS)
+    assert tree(uncached) == before
+
+
+def test_yaml_cache_never_hides_a_changed_file_or_object(tmp_path):
+    """A file edited by hand (its text no longer has the remembered sum) and a changed
+    object are both written again, with the same diff as without the cache; check mode
+    writes nothing either way."""
+    dest, cache = tmp_path / "out", str(tmp_path / "cache")
+    render(str(dest), "platform", "demo", OBJECTS, cache_dir=cache)
+    web = dest / "platform/demo/deployment-demo-web.yaml"
+    web.write_text(web.read_text().replace("replicas: 1", "replicas: 5"))
+    changed = [dict(OBJECTS[2], data={"run.sh": "#!/bin/sh\necho bye\n"})] + OBJECTS[:2]
+    edited = tree(dest)
+    checked = render(str(dest), "platform", "demo", changed, check_mode=True, cache_dir=cache)
+    assert tree(dest) == edited
+    plain_dest = tmp_path / "plain"
+    shutil.copytree(dest, plain_dest)
+    expected = render(str(plain_dest), "platform", "demo", changed, check_mode=True)
+    assert checked["written"] == expected["written"] == ["platform/demo/configmap-demo-script.yaml", "platform/demo/deployment-demo-web.yaml"]
+    assert [(d["before"], d["after"]) for d in checked["diff"]] == [(d["before"], d["after"]) for d in expected["diff"]]
+    result = render(str(dest), "platform", "demo", changed, cache_dir=cache)
+    assert result["written"] == expected["written"]
+    assert "replicas: 1" in web.read_text() and "echo bye" in (dest / "platform/demo/configmap-demo-script.yaml").read_text()
+
+
+def test_yaml_cache_is_keyed_by_the_serialiser(tmp_path):
+    """Entries made by another serialiser (other to_yaml code or PyYAML) are never used."""
+    from ansible_collections.researchops.mlops.plugins.module_utils import k8s_render
+
+    dest, cache = tmp_path / "out", tmp_path / "cache"
+    render(str(dest), "platform", "demo", OBJECTS, cache_dir=str(cache))
+    with mock.patch.object(k8s_render, "_serialiser_id", return_value="other"), \
+            mock.patch.object(k8s_render, "to_yaml", wraps=k8s_render.to_yaml) as dump:
+        render(str(dest), "platform", "demo", OBJECTS, cache_dir=str(cache))
+    assert len(object_dumps(dump)) == len(OBJECTS)
+    assert sorted(p.name for p in (cache / "rendered").iterdir()) == sorted(["other", k8s_render._serialiser_id()])
