@@ -12,4 +12,8 @@ CREDENTIALS = [
      "inputs": {"kubeconfig": "apiVersion: v1\nkind: Config\n"}},
     {"name": "ResearchOps backup key", "credential_type": "ResearchOps backup key",
      "inputs": {"passphrase": "correct horse battery staple"}},
+    # AWX's built-in type; its injector (awx/main/models/credential/injectors.py, aws())
+    # sets AWS_ACCESS_KEY_ID from `username` and AWS_SECRET_ACCESS_KEY from `password`.
+    {"name": "ResearchOps S3", "credential_type": "Amazon Web Services",
+     "inputs": {"username": "GK0123456789abcdef01234567", "password": "s3-secret-never-in-extra-vars"}},
 ]

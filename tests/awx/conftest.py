@@ -22,7 +22,8 @@ def awx_calls(tmp_path_factory):
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), AWX_RECORDER_FILE=str(record),
                ANSIBLE_COLLECTIONS_PATH=f"{tmp / 'collections'}:{REPO / 'collections'}", ANSIBLE_NOCOLOR="1")
     extra = json.dumps({"awx_config_credentials": CREDENTIALS, "awx_config_sync_inventory": True,
-                        "awx_config_cloudflare_credential": "ResearchOps Cloudflare"})
+                        "awx_config_cloudflare_credential": "ResearchOps Cloudflare",
+                        "awx_config_aws_credential": "ResearchOps S3"})
     proc = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "playbooks/awx.yml",
                            "-i", "inventories/local", "-e", extra],
                           cwd=REPO, env=env, capture_output=True, text=True, check=False)

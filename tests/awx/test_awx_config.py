@@ -179,6 +179,15 @@ def test_node_and_cluster_credentials(job_templates):
     assert "" not in job_templates["pipelines"]["credentials"]  # unset webhook credential left out
 
 
+def test_s3_keys_reach_the_backup_jobs_through_an_aws_credential(job_templates):
+    """backup_s3_* uploads and fetches with the keys in AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY (roles/backup/defaults/main.yml), which AWX's built-in Amazon Web
+    Services credential injects (awx/main/models/credential/injectors.py, aws()): the
+    templates that take or read a backup carry it, no other template does."""
+    with_s3 = {name for name, jt in job_templates.items() if "ResearchOps S3" in jt["credentials"]}
+    assert with_s3 == {"backup", "restore", "upgrade"}
+
+
 def test_workflow_chains_the_phases_with_failure_paths(awx_calls):
     (workflow,) = [c["params"] for c in awx_calls["calls"] if c["module"] == "workflow_job_template"]
     nodes = {n["identifier"]: n for n in workflow["workflow_nodes"]}
