@@ -68,9 +68,9 @@ options:
     default: [preflight, nodes, k3s, cluster, platform, pipelines]
   cache_dir:
     description:
-      - Folder of a cache that saves serialising unchanged objects again: for each object,
-        the sha256 of its YAML, keyed by the sha256 of its canonical JSON (and of the
-        serialiser's code and versions), one small file per object under
+      - Folder of a cache that saves serialising unchanged objects again. For each object
+        it keeps the sha256 of its YAML, keyed by the sha256 of its canonical JSON (and of
+        the serialiser's code and versions), one small file per object under
         C(<cache_dir>/rendered/). A file whose text has the remembered sha256 is
         unchanged without serialising the object (seconds for the Argo Workflows CRDs).
       - The result, the files, check mode and the diff are the same with or without it;
