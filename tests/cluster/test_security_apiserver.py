@@ -24,6 +24,7 @@ from .conftest import SCRATCH
 
 pytestmark = pytest.mark.slow
 
+
 def dry_run_pod(kubectl, namespace, obj, spec):
     spec = dict(spec, automountServiceAccountToken=False)
     # A StatefulSet's claim templates become the pod's volumes (as the StatefulSet

@@ -35,11 +35,11 @@ def _plays():
 
 
 PLAYS = [(name, play) for name, play in _plays()
-         if any(True for section in ("pre_tasks", "tasks", "post_tasks") for _ in _k3s_task_files(play.get(section)))]
+         if any(list(_k3s_task_files(play.get(section))) for section in ("pre_tasks", "tasks", "post_tasks"))]
 
 
 def test_the_rule_finds_the_plays_it_is_about():
-    assert {name for name, _ in PLAYS} >= {"node_add.yml", "upgrade.yml"}
+    assert {name for name, _play in PLAYS} >= {"node_add.yml", "upgrade.yml"}
 
 
 @pytest.mark.parametrize(("name", "play"), PLAYS, ids=[f"{n}:{p['name']}" for n, p in PLAYS])

@@ -14,9 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ansible_collections.researchops.mlops.plugins.lookup import template as template_lookup
 from ansible_collections.researchops.mlops.plugins.lookup.template import ShallowCopied
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
+# The folder holding ansible_collections/researchops/mlops as this test imported it: the
+# checkout's collections/ link under pytest, ansible-test's copy under `ansible-test units`.
+COLLECTIONS_ROOT = Path(template_lookup.__file__).parents[5]
 
 TEMPLATE = """\
 {% set _ = mylist.append(9) %}{% set _ = mymap.update({'z': 1}) %}{% set _ = nested.a.append(7) %}
@@ -64,7 +67,7 @@ def test_same_output_as_the_builtin_lookup_and_variables_untouched(tmp_path):
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "t.j2").write_text(TEMPLATE)
     (tmp_path / "pb.yml").write_text(PLAYBOOK)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / "collections"), ANSIBLE_NOCOLOR="1")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_ROOT), ANSIBLE_NOCOLOR="1")
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "pb.yml"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
